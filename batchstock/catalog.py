@@ -49,6 +49,10 @@ REQUIRED_PRODUCT = ("sku", "name", "sale_unit")
 
 @dataclass
 class ProductRow:
+    """One product row of a catalogue sheet. `sheet_fields` names the fields whose column
+    the sheet has. Re-importing updates only those, so a sheet without a Barcode column
+    keeps the barcodes in the ledger."""
+
     sku: str
     name: str
     barcode: str | None
@@ -60,13 +64,18 @@ class ProductRow:
     cost_price: Decimal | None
     critical_stock: Decimal | None
     desired_stock: Decimal | None
+    sheet_fields: frozenset[str] = frozenset()
 
 
 @dataclass
 class StorageRow:
+    """One storage row. `sheet_fields` names the fields whose column the sheet has, as for
+    products."""
+
     name: str
     type: str
     comment: str | None
+    sheet_fields: frozenset[str] = frozenset()
 
 
 def _find_sheet(grids: list[SheetGrid], name: str) -> SheetGrid:
@@ -160,7 +169,8 @@ def _read_products(grid: SheetGrid, file: str, problems: list[Problem]) -> list[
         if sku and name and sale_unit:
             rows.append(ProductRow(
                 sku, name, get("barcode", "barcode"), get("category", "category"),
-                sale_unit, base_unit or sale_unit, equals or Decimal(1), **numbers))
+                sale_unit, base_unit or sale_unit, equals or Decimal(1), **numbers,
+                sheet_fields=frozenset(columns)))
     return rows
 
 
@@ -184,7 +194,7 @@ def _read_storages(grid: SheetGrid, file: str, problems: list[Problem]) -> list[
             kind = None
         comment = _text(grid, row, columns.get("comment"), file, problems, "comment")
         if name and kind:
-            rows.append(StorageRow(name, kind.lower(), comment))
+            rows.append(StorageRow(name, kind.lower(), comment, frozenset(columns)))
     return rows
 
 
@@ -222,12 +232,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _upsert_product(con, row: ProductRow, changes) -> bool:
-    values = {f.name: getattr(row, f.name) for f in fields(row)}
+    values = {f.name: getattr(row, f.name) for f in fields(row) if f.name != "sheet_fields"}
     found = con.execute(
         f"SELECT product_id, {', '.join(values)} FROM products WHERE sku = ?", [row.sku]
     ).fetchall()
     found = found[0] if found else None
     old = dict(zip(values, found[1:])) if found else None
+    if found:
+        values = {name: value for name, value in values.items() if name in row.sheet_fields}
     if not _diff("product", row.sku, old, values, changes):
         return False
     if found:
@@ -246,11 +258,12 @@ def _upsert_storage(con, row: StorageRow, changes) -> bool:
                         "lower(?)", [row.name]).fetchall()
     found = found[0] if found else None
     old = {"type": found[1], "comment": found[2]} if found else None
-    if not _diff("storage", row.name, old, {"type": row.type, "comment": row.comment}, changes):
+    comment = row.comment if found is None or "comment" in row.sheet_fields else found[2]
+    if not _diff("storage", row.name, old, {"type": row.type, "comment": comment}, changes):
         return False
     if found:
         con.execute("UPDATE storages SET type = ?, comment = ? WHERE storage_id = ?",
-                    [row.type, row.comment, found[0]])
+                    [row.type, comment, found[0]])
     else:
         storage_id = ledger.next_number(con, "storages", "storage_id")
         con.execute("INSERT INTO storages VALUES (?, ?, ?, ?)",

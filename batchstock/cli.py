@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from batchstock import ledger
+from batchstock.access import rights_for
 from batchstock.config import init_workspace, open_workspace
 from batchstock.core import BatchstockError, Problem
 from batchstock.inbox import FiledBatch, now_in_zone, register_file
@@ -38,12 +40,33 @@ def _fail(error: BatchstockError) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--verbose", "-v", is_flag=True, help="Log every step, with timings.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--workspace", "-w", "workspace_dir", type=click.Path(file_okay=False), default=None,
+    help="Workspace folder for the command that follows, as its own --workspace option sets.",
+)
+def main(verbose: bool, workspace_dir: str | None) -> None:
     """batchstock: apply inventory operations from Excel workbooks to a DuckDB ledger."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
     )
+    if workspace_dir is not None:
+        _set_workspace_variable(workspace_dir)
+
+
+def _set_workspace_variable(directory: str) -> None:
+    """Set BATCHSTOCK_WORKSPACE, which every command reads as its default workspace, until
+    the command ends; a command's own --workspace option still wins."""
+    previous = os.environ.get("BATCHSTOCK_WORKSPACE")
+    os.environ["BATCHSTOCK_WORKSPACE"] = directory
+
+    def restore() -> None:
+        if previous is None:
+            os.environ.pop("BATCHSTOCK_WORKSPACE", None)
+        else:
+            os.environ["BATCHSTOCK_WORKSPACE"] = previous
+
+    click.get_current_context().call_on_close(restore)
 
 
 @main.command()
@@ -145,8 +168,9 @@ def check(workspace_dir: str | None, file: str, user: str | None, as_json: bool)
         con = ledger.connect(workspace.ledger_path)
         try:
             now = now_in_zone(workspace)
+            rights = rights_for(workspace.settings.users, submitter)
             outcome = process_batch(
-                con, BatchInput(path, path.name, submitter), now,
+                con, BatchInput(path, path.name, submitter, rights=rights), now,
                 workspace.settings.allow_negative_stock, apply=False,
             )
             from batchstock.inbox import unique_path
@@ -252,6 +276,23 @@ def demo(workspace_dir: str | None) -> None:
     for line in summary:
         click.echo(line)
 
+
+from batchstock.cli_operations import history, operation  # noqa: E402
+
+main.add_command(history)
+main.add_command(operation)
+
+from batchstock.cli_reports import reconcile, report  # noqa: E402
+
+main.add_command(report)
+main.add_command(reconcile)
+
+from batchstock.cli_exports import export, log_command, serve, user  # noqa: E402
+
+main.add_command(export)
+main.add_command(log_command)
+main.add_command(serve)
+main.add_command(user)
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from batchstock.access import check_users
 from batchstock.core import WorkspaceError
 
 CONFIG_NAME = "batchstock.toml"
@@ -35,6 +36,10 @@ default_user = "manager"
 settle_seconds = 1.0
 # Seconds after which a file that still cannot be read is rejected as incomplete.
 incomplete_after_seconds = 60.0
+
+[reports]
+# Under `watch`, rewrite outbox/reports/stock-balance-current.xlsx after each applied batch.
+refresh_stock_after_batch = false
 """
 
 
@@ -47,6 +52,7 @@ class Settings:
     default_user: str = "manager"
     settle_seconds: float = 1.0
     incomplete_after_seconds: float = 60.0
+    refresh_stock_after_batch: bool = False
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -118,7 +124,10 @@ def load_settings(root: Path) -> Settings:
         default_user=str(inbox.get("default_user", "manager")),
         settle_seconds=float(inbox.get("settle_seconds", 1.0)),
         incomplete_after_seconds=float(inbox.get("incomplete_after_seconds", 60.0)),
-        users=dict(data.get("users", {})),
+        refresh_stock_after_batch=bool(
+            data.get("reports", {}).get("refresh_stock_after_batch", False)
+        ),
+        users=_read_users(path, data.get("users", {})),
         raw=data,
     )
     try:
@@ -129,6 +138,15 @@ def load_settings(root: Path) -> Settings:
             "use a name such as Europe/Berlin"
         ) from error
     return settings
+
+
+def _read_users(path: Path, users: Any) -> dict[str, dict[str, Any]]:
+    """Return the `[users.NAME]` tables; raise WorkspaceError when one is invalid."""
+    try:
+        check_users(users)
+    except ValueError as error:
+        raise WorkspaceError(f"{path}: {error}") from error
+    return dict(users)
 
 
 def open_workspace(explicit: str | os.PathLike[str] | None = None) -> Workspace:

@@ -186,6 +186,53 @@ class Note:
 
 BatchStatus = Literal["applied", "rejected", "duplicate", "checked", "no change"]
 
+ChangeAction = Literal["created", "edited", "cancelled", "no change"]
+
+
+@dataclass
+class FormLine:
+    """One line of a filled-in form. `price` is the unit cost of an arrival, None for
+    relocations and write-offs; `quantity` is in `unit`."""
+
+    sku: str
+    product: str
+    quantity: Decimal
+    unit: str
+    price: Decimal | None
+    discount: Decimal
+    comment: str | None
+
+
+@dataclass
+class OperationForm:
+    """The current version of a stored operation, as a ready-to-edit form shows it.
+
+    `fields` maps form labels (`Storage`, `Supplier`, `Document no.`, …) to their text,
+    in the order the form writes them; a None value leaves the cell empty.
+    """
+
+    operation_id: str
+    version: int
+    type: OperationType
+    occurred_at: dt.datetime
+    fields: dict[str, str | None]
+    lines: list[FormLine]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change-log row of a batch: a field of an operation, old → new.
+
+    `field` is None for the row that records the action itself (created, cancelled).
+    """
+
+    operation_id: str
+    version: int
+    action: ChangeAction
+    field: str | None = None
+    old_value: str | None = None
+    new_value: str | None = None
+
 
 @dataclass
 class OperationSummary:
@@ -200,6 +247,7 @@ class OperationSummary:
     line_count: int
     total_amount: Decimal | None
     version: int = 1
+    action: ChangeAction = "created"
 
 
 @dataclass
@@ -208,6 +256,8 @@ class BatchResult:
 
     `duplicate_of` names the earlier batch when the same content was applied before.
     `ignored_columns` lists, per sheet, the column headers that were not understood.
+    `forms` holds a ready-to-edit copy of each operation the batch created or edited, and
+    `changes` the change-log rows of its edits and cancellations.
     """
 
     file: str
@@ -220,6 +270,8 @@ class BatchResult:
     notes: list[Note] = field(default_factory=list)
     duplicate_of: str | None = None
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
+    forms: list[OperationForm] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ layout that the reader expects. Label/value rows fill columns A and B from A1 an
 the `Operation id` and `Action` rows. One blank row follows, then the header row of the
 lines table with `MAX_LINES_PER_OPERATION` prepared rows below it.
 
+`write_operation_form` and `add_operation_forms` write the same layout filled in with a
+stored operation, with a `Version` row after `Operation id`, so that a user can change the
+operation and drop the form back.
+
 Drop-down lists take their values from a hidden helper sheet named `Lists`, because Excel
 limits an inline list to 255 characters. The form reader must skip that sheet.
 """
@@ -28,6 +32,8 @@ from batchstock.core import (
     MAX_LINES_PER_OPERATION,
     OPERATION_TYPES,
     STORAGE_TYPES,
+    FormLine,
+    OperationForm,
     column_letter,
 )
 
@@ -237,10 +243,15 @@ def _write_list_column(sheet: Worksheet, col: int, title: str, values: list[str]
 
 
 def _write_header_block(
-    sheet: Worksheet, formats: _Formats, operation_type: str, lists: _ListRanges
+    sheet: Worksheet, formats: _Formats, operation_type: str, lists: _ListRanges,
+    labels: tuple[str, ...] | None = None,
 ) -> int:
-    """Write the label/value rows and return the 0-based row of the lines table header."""
-    labels = ("Operation", "Date", *HEADER_LABELS[operation_type], "Operation id", "Action")
+    """Write the label/value rows and return the 0-based row of the lines table header.
+
+    `labels` defaults to the blank form's labels for `operation_type`.
+    """
+    if labels is None:
+        labels = ("Operation", "Date", *HEADER_LABELS[operation_type], "Operation id", "Action")
     for row, label in enumerate(labels):
         sheet.write_string(row, 0, label, formats.label)
         if label == "Operation":
@@ -287,7 +298,26 @@ def _header_validation(
                 "Enter the id of an existing operation to edit or cancel it."
             ),
         }
-    # TODO: offer the Action words in a drop-down once the form reader defines them.
+    if label == "Version":
+        return {
+            "validate": "any",
+            "input_title": "Version",
+            "input_message": (
+                "The version this form was made from. Keep it: batchstock rejects the edit "
+                "when the operation was changed since."
+            ),
+        }
+    if label == "Action":
+        return {
+            "validate": "list",
+            "source": ["Edit", "Cancel"],
+            "show_error": False,
+            "input_title": "Action",
+            "input_message": (
+                "Leave empty to create the operation, or to edit the one named in "
+                "Operation id. Cancel cancels that operation."
+            ),
+        }
     return None
 
 
@@ -314,12 +344,16 @@ def _list_validation(
 
 
 def _write_lines_table(
-    sheet: Worksheet, formats: _Formats, operation_type: str, header_row: int, lists: _ListRanges
+    sheet: Worksheet, formats: _Formats, operation_type: str, header_row: int, lists: _ListRanges,
+    columns: tuple[str, ...] | None = None,
 ) -> None:
-    """Write the header row at 0-based `header_row` and prepare the line rows below it."""
+    """Write the header row at 0-based `header_row` and prepare the line rows below it.
+
+    `columns` defaults to the blank form's columns for `operation_type`.
+    """
     first_line = header_row + 1
     last_line = header_row + MAX_LINES_PER_OPERATION
-    for col, column in enumerate(LINE_COLUMNS[operation_type]):
+    for col, column in enumerate(columns or LINE_COLUMNS[operation_type]):
         sheet.write_string(header_row, col, column, formats.header)
         column_format = None
         if column in _TEXT_COLUMNS:
@@ -389,3 +423,86 @@ def _decimal_validation(
         options["value"] = bounds
         options["error_message"] = f"Enter a number of {bounds} or more."
     return options
+
+
+def write_operation_form(
+    path: Path,
+    form: OperationForm,
+    storages: list[tuple[str, str]],
+    products: list[tuple[str, str, str, str]],
+) -> None:
+    """Write the ready-to-edit form of one stored operation to the xlsx file `path`.
+
+    The sheet is the blank form of the operation's type, filled in, with `Operation id`
+    and `Version` set and drop-downs as `write_form_template` makes them. A user changes
+    it and drops it in the inbox to edit the operation, or sets Action to Cancel. The
+    file is written under a temporary name and renamed, like the templates.
+    """
+    storage_names = _form_storage_names(form.type, storages)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        workbook = xlsxwriter.Workbook(str(temporary))
+        sheet = workbook.add_worksheet(form.operation_id)
+        lists_sheet = workbook.add_worksheet(LISTS_SHEET)
+        lists_sheet.hide()
+        lists = _write_lists_sheet(lists_sheet, storage_names, products)
+        _write_filled_form(sheet, _add_formats(workbook), form, lists)
+        workbook.close()
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def add_operation_forms(workbook: Workbook, named_forms: list[tuple[str, OperationForm]]) -> None:
+    """Add a filled-in form sheet per (sheet name, form) to an open workbook.
+
+    The result workbook uses this; its forms have input messages but no drop-down lists,
+    because the result writer does not read the catalogue.
+    """
+    if not named_forms:
+        return
+    formats = _add_formats(workbook)
+    no_lists = _ListRanges(skus=None, storages=None, units=None)
+    for name, form in named_forms:
+        _write_filled_form(workbook.add_worksheet(name), formats, form, no_lists)
+
+
+def _write_filled_form(
+    sheet: Worksheet, formats: _Formats, form: OperationForm, lists: _ListRanges
+) -> None:
+    labels = ("Operation", "Date", *form.fields, "Operation id", "Version", "Action")
+    header_row = _write_header_block(sheet, formats, form.type, lists, labels)
+    for row, label in enumerate(labels):
+        value = form.fields.get(label)
+        if label == "Date":
+            sheet.write_datetime(row, 1, form.occurred_at, formats.date)
+        elif label == "Operation id":
+            sheet.write_string(row, 1, form.operation_id, formats.text)
+        elif label == "Version":
+            sheet.write_number(row, 1, form.version)
+        elif value is not None:
+            sheet.write_string(row, 1, value, formats.text)
+
+    columns = LINE_COLUMNS[form.type]
+    if "Comment" not in columns and any(line.comment for line in form.lines):
+        columns = (*columns, "Comment")
+    _write_lines_table(sheet, formats, form.type, header_row, lists, columns)
+    for row, line in enumerate(form.lines, start=header_row + 1):
+        for col, column in enumerate(columns):
+            _write_line_cell(sheet, formats, row, col, column, line)
+
+
+def _write_line_cell(
+    sheet: Worksheet, formats: _Formats, row: int, col: int, column: str, line: FormLine
+) -> None:
+    texts = {"SKU": line.sku, "Product": line.product, "Unit": line.unit,
+             "Comment": line.comment}
+    numbers = {"Quantity": line.quantity, "Unit cost": line.price, "Price": line.price,
+               "Discount %": line.discount or None}
+    if texts.get(column) is not None:
+        sheet.write_string(row, col, texts[column], formats.text)
+    elif numbers.get(column) is not None:
+        number_format = formats.money if column in _MONEY_COLUMNS else None
+        sheet.write_number(row, col, float(numbers[column]), number_format)
+    # Subtotal stays empty: a stale subtotal would fail the check after a quantity change.

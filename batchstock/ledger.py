@@ -19,6 +19,7 @@ import polars as pl
 
 from batchstock.core import Catalogue, Operation, Problem, Product, Storage
 from batchstock.migrations import MIGRATIONS
+from batchstock.valuation import refresh_costs
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ def insert_movements(
     con.register("new_movements", frame)
     con.execute("INSERT INTO movement_entries SELECT * FROM new_movements")
     con.unregister("new_movements")
+    refresh_costs(con)  # revalue the products these movements touch
 
 
 def log_changes(

@@ -3,8 +3,8 @@
 Each migration runs once, in order, inside a transaction, and is recorded in
 `schema_migrations`. Tables ending in `_entries` and the other base tables are internal
 and may change between versions; the views (`stock_balance`, `movements`, `operations`,
-`operation_lines`, `change_log`, `data_log`, `batches_view`) are the documented contract
-for accountants and change only through a new migration.
+`operation_lines`, `change_log`, `data_log`, `batches_view`, `stock_value`) are the
+documented contract for accountants and change only through a new migration.
 
 All timestamps are naive and in the ledger's configured time zone.
 Quantities in write-off units are DECIMAL(38,6); quantities as entered, prices, costs and
@@ -12,6 +12,9 @@ amounts are DECIMAL(18,4); `equals` is DECIMAL(18,3).
 """
 
 from __future__ import annotations
+
+from batchstock.datalog_sql import DOWNLOADS_SQL
+from batchstock.valuation import VALUATION_SQL
 
 CORE_TABLES = """
 CREATE TABLE storages (
@@ -234,4 +237,6 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("core tables", CORE_TABLES),
     ("sale unit macro", SALE_UNIT_MACRO),
     ("accountant views", VIEWS),
+    ("data log downloads", DOWNLOADS_SQL),
+    ("moving-average valuation", VALUATION_SQL),
 ]

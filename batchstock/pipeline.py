@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from batchstock import catalog, ledger
+from batchstock import catalog, edits, history, ledger
+from batchstock.access import Rights, check_draft_rights
 from batchstock.core import (
     BatchResult,
     Catalogue,
@@ -25,8 +26,10 @@ from batchstock.core import (
     OperationSummary,
     Problem,
 )
-from batchstock.sheets import LISTS_SHEET, is_catalogue, read_sheet
-from batchstock.validate import validate_drafts
+from batchstock.sheetfacts import find_sheet_problems
+from batchstock.sheets import LISTS_SHEET, find_result_forms, is_catalogue, read_sheet
+from batchstock.validate import TYPE_NAMES, validate_drafts
+from batchstock.values import normalise_label, to_text
 from batchstock.values import display_text
 from batchstock.workbook import SheetGrid, WorkbookReadError, read_workbook
 
@@ -42,6 +45,7 @@ class BatchInput:
     submitter: str
     arrived_at: dt.datetime | None = None
     sha256: str = ""
+    rights: Rights | None = None  # None: the submitter may do everything
 
 
 @dataclass
@@ -51,6 +55,8 @@ class BatchOutcome:
     result: BatchResult
     sheets: list[SheetGrid] = field(default_factory=list)
     kind: str = "operations"
+    # A checked export request, which `inbox` runs because it needs the workspace.
+    export_request: tuple | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -78,15 +84,19 @@ def process_batch(
     try:
         grids = read_workbook(batch.path)
     except WorkbookReadError as error:
-        result.problems.append(
-            Problem(
-                batch.display_name, None, None, "not_a_workbook",
-                f"the file cannot be read as an xlsx workbook ({error}); save it from your "
-                "spreadsheet program as Excel 2007-365 (.xlsx) and drop it in again",
-            )
-        )
+        result.problems.extend(error.to_problems(batch.display_name))
         return _record(con, batch, sha, BatchOutcome(result), apply)
     outcome = BatchOutcome(result, grids)
+
+    # Imported here because `export_requests` imports `inbox`, which imports this module.
+    from batchstock.export_requests import is_export_request, read_request_batch
+
+    # An export request runs whenever it arrives, even with the content of an earlier
+    # one, because the ledger may have changed since.
+    if is_export_request(grids):
+        read_request_batch(con, grids, batch.display_name, batch.submitter, sha, now,
+                           outcome, apply, arrived_at=batch.arrived_at)
+        return outcome
 
     duplicate = ledger.find_applied_batch(con, sha) if apply else None
     if duplicate is not None:
@@ -106,35 +116,98 @@ def process_batch(
 
 def _process_operations(con, batch, sha, grids, now, allow_negative, apply, outcome) -> None:
     result = outcome.result
-    drafts = []
+    drafts, cancels = _read_drafts(batch, grids, result)
+    catalogue = ledger.load_catalogue(con)
+    operations, plan = _check_drafts(con, batch, drafts, cancels, catalogue, now, result)
+    if result.problems:
+        _record(con, batch, sha, outcome, apply)
+        return
+
+    if not operations and not plan.changes_ledger:
+        _no_change(con, batch, sha, plan, catalogue, outcome, apply)
+        return
+    if not apply:
+        result.status = "checked"
+        _check_stock_without_applying(con, batch, sha, operations, plan, catalogue,
+                                      now, allow_negative, outcome)
+        return
+    _apply(con, batch, sha, operations, plan, catalogue, now, allow_negative, outcome)
+
+
+def _read_drafts(batch, grids, result):
+    """Read the operation drafts and cancel requests of every visible sheet.
+
+    From a result workbook only the ready-to-edit forms its Summary lists are read.
+    """
+    drafts, cancels = [], []
+    forms = find_result_forms(grids)
     for grid in grids:
         if not grid.visible:
             if grid.name != LISTS_SHEET and grid.rows:
                 result.problems.append(_hidden_sheet_problem(batch.display_name, grid))
             continue
+        if forms is not None and grid.name not in forms:
+            continue
         reading = read_sheet(batch.display_name, grid)
         drafts.extend(reading.operations)
+        cancels.extend(reading.cancels)
         result.problems.extend(reading.problems)
+        result.problems.extend(find_sheet_problems(batch.display_name, grid, reading))
         if reading.ignored_columns:
             result.ignored_columns[grid.name] = reading.ignored_columns
-    if not drafts and not result.problems:
+
+    if forms is not None:
+        result.notes.append(_result_workbook_note(forms))
+    if not drafts and not cancels and not result.problems:
         result.problems.append(
             Problem(batch.display_name, None, None, "no_operations",
                     "the workbook holds no operation; fill in a form or a table of lines")
         )
-    catalogue = ledger.load_catalogue(con)
-    validation = validate_drafts(drafts, catalogue, now, batch.display_name)
-    result.problems.extend(validation.problems)
-    result.notes.extend(validation.notes)
-    if result.problems:
-        _record(con, batch, sha, outcome, apply)
-        return
-    if not apply:
-        result.status = "checked"
-        _check_stock_without_applying(con, batch, sha, validation.operations, catalogue,
-                                      now, allow_negative, outcome)
-        return
-    _apply(con, batch, sha, validation.operations, catalogue, now, allow_negative, outcome)
+    return drafts, cancels
+
+
+def _check_drafts(con, batch, drafts, cancels, catalogue, now, result):
+    """Validate new operations and edits, check changes against the ledger and the
+    submitter's rights, and return (new operations, change plan)."""
+    file = batch.display_name
+    routing = edits.route_drafts(drafts, cancels, file)
+    validation = validate_drafts(routing.drafts_to_validate, catalogue, now, file)
+    rights = batch.rights or Rights(batch.submitter)
+    plan = edits.plan_changes(con, routing, validation.operations, catalogue, rights, file)
+    result.problems.extend(routing.problems + validation.problems + plan.problems)
+    for draft in routing.drafts_to_validate:
+        result.problems.extend(check_draft_rights(rights, draft, _draft_type(draft), file))
+    result.notes.extend(validation.notes + plan.notes)
+
+    new_drafts = {id(draft) for draft in routing.new}
+    operations = [op for op in validation.operations if id(op.source) in new_drafts]
+    return operations, plan
+
+
+def _draft_type(draft) -> str | None:
+    cell = draft.header.get("type")
+    text = to_text(cell.value) if cell is not None else None
+    return TYPE_NAMES.get(normalise_label(text)) if text else None
+
+
+def _result_workbook_note(forms: list[str]) -> Note:
+    read = ", ".join(forms) or "none"
+    return Note(None, None,
+                "this is a batchstock result workbook, so only its ready-to-edit forms were "
+                f"read ({read}); its Summary and sheet copies were skipped")
+
+
+def _no_change(con, batch, sha, plan, catalogue, outcome, apply) -> None:
+    """Report a batch whose edits all match the stored versions; record it, change nothing."""
+    result = outcome.result
+    result.status = "no change"
+    result.operations = edits.summarise_plan(plan, catalogue)
+    result.forms = [history.form_of(edit.stored) for edit in plan.unchanged]
+    if apply:
+        record = ledger.BatchRecord(batch.display_name, batch.submitter, sha, outcome.kind,
+                                    batch.arrived_at, result.processed_at, status="no change")
+        result.batch_id = ledger.insert_batch(con, record)
+    log.debug("no change from %s (%s)", batch.display_name, batch.submitter)
 
 
 def _hidden_sheet_problem(file: str, grid: SheetGrid) -> Problem:
@@ -145,7 +218,7 @@ def _hidden_sheet_problem(file: str, grid: SheetGrid) -> Problem:
     )
 
 
-def _apply(con, batch, sha, operations, catalogue, now, allow_negative, outcome) -> None:
+def _apply(con, batch, sha, operations, plan, catalogue, now, allow_negative, outcome) -> None:
     result = outcome.result
     con.execute("BEGIN TRANSACTION")
     try:
@@ -153,10 +226,8 @@ def _apply(con, batch, sha, operations, catalogue, now, allow_negative, outcome)
                                     batch.arrived_at, now)
         batch_id = ledger.insert_batch(con, record)
         stamp = ledger.Stamp(batch_id, batch.submitter, now, batch.display_name)
-        ids = ledger.insert_operations(con, operations, stamp)
-        problems = [] if allow_negative else stock_problems(
-            con, batch_id, operations, catalogue, batch.display_name
-        )
+        ids, changes, problems = _insert_all(con, stamp, operations, plan, catalogue,
+                                             allow_negative)
         if problems:
             con.execute("ROLLBACK")
             result.problems.extend(problems)
@@ -169,10 +240,40 @@ def _apply(con, batch, sha, operations, catalogue, now, allow_negative, outcome)
     result.status = "applied"
     result.batch_id = batch_id
     result.operations = summarise(operations, ids, catalogue)
-    log.info("applied %s from %s: %s", batch.display_name, batch.submitter, ", ".join(ids))
+    result.operations += edits.summarise_plan(plan, catalogue)
+    result.changes = changes
+    result.forms = _ready_forms(ids, operations, plan, catalogue)
+    log.debug("applied %s from %s: %s", batch.display_name, batch.submitter,
+             ", ".join(summary.operation_id for summary in result.operations))
 
 
-def _check_stock_without_applying(con, batch, sha, operations, catalogue, now,
+def _ready_forms(ids, operations, plan, catalogue):
+    """Return a ready-to-edit form of each operation the batch created, edited or left
+    unchanged, as the ledger now stores it."""
+    forms = [
+        history.form_of_operation(op_id, 1, op, catalogue) for op_id, op in zip(ids, operations)
+    ]
+    for edit in plan.edits:
+        forms.append(history.form_of_operation(
+            edit.stored.operation_id, edit.stored.version + 1, edit.operation, catalogue))
+    forms += [history.form_of(edit.stored) for edit in plan.unchanged]
+    return forms
+
+
+def _insert_all(con, stamp, operations, plan, catalogue, allow_negative):
+    """Insert new operations and apply the plan's changes; return (new ids, change-log
+    rows, stock problems). Runs inside the caller's transaction."""
+    ids = ledger.insert_operations(con, operations, stamp) if operations else []
+    changes = edits.apply_plan(con, plan, stamp)
+    if allow_negative:
+        return ids, changes, []
+    problems = stock_problems(con, stamp.batch_id, operations, catalogue, stamp.file_name)
+    problems += edits.change_stock_problems(con, stamp.batch_id, plan, operations, catalogue,
+                                            stamp.file_name)
+    return ids, changes, problems
+
+
+def _check_stock_without_applying(con, batch, sha, operations, plan, catalogue, now,
                                   allow_negative, outcome) -> None:
     """Insert inside a transaction, run the stock check, and always roll back."""
     result = outcome.result
@@ -182,17 +283,17 @@ def _check_stock_without_applying(con, batch, sha, operations, catalogue, now,
                                     batch.arrived_at, now)
         batch_id = ledger.insert_batch(con, record)
         stamp = ledger.Stamp(batch_id, batch.submitter, now, batch.display_name)
-        ids = ledger.insert_operations(con, operations, stamp)
-        if not allow_negative:
-            result.problems.extend(
-                stock_problems(con, batch_id, operations, catalogue, batch.display_name)
-            )
+        ids, changes, problems = _insert_all(con, stamp, operations, plan, catalogue,
+                                             allow_negative)
+        result.problems.extend(problems)
     finally:
         con.execute("ROLLBACK")
     if result.problems:
         result.status = "rejected"
     else:
         result.operations = summarise(operations, [f"(new) {i}" for i in ids], catalogue)
+        result.operations += edits.summarise_plan(plan, catalogue)
+        result.changes = changes
 
 
 def _record(con, batch: BatchInput, sha: str, outcome: BatchOutcome, apply: bool) -> BatchOutcome:
@@ -205,7 +306,7 @@ def _record(con, batch: BatchInput, sha: str, outcome: BatchOutcome, apply: bool
             result.processed_at, status="rejected", problem_count=len(result.problems),
         )
         result.batch_id = ledger.insert_batch(con, record)
-    log.info("rejected %s from %s: %d problems", batch.display_name, batch.submitter,
+    log.debug("rejected %s from %s: %d problems", batch.display_name, batch.submitter,
              len(result.problems))
     return outcome
 
@@ -224,7 +325,7 @@ def _duplicate(con, batch, sha, outcome, duplicate) -> BatchOutcome:
     record = ledger.BatchRecord(batch.display_name, batch.submitter, sha, outcome.kind,
                                 batch.arrived_at, result.processed_at, status="duplicate")
     result.batch_id = ledger.insert_batch(con, record)
-    log.info("duplicate %s from %s: same as batch %d", batch.display_name, batch.submitter,
+    log.debug("duplicate %s from %s: same as batch %d", batch.display_name, batch.submitter,
              earlier_id)
     return outcome
 

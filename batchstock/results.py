@@ -28,12 +28,17 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from batchstock.core import BatchResult, OperationSummary
+from batchstock.forms import add_operation_forms
+from batchstock.sheets import RESULT_FORMS_HEADING
 from batchstock.workbook import SheetGrid
 
 SUMMARY_SHEET = "Summary"
 PROBLEMS_SHEET = "Problems"
+CHANGES_SHEET = "Changes"
 # Excel reserves "History" for its change tracking, and names compare case-insensitively.
-_RESERVED_SHEET_NAMES = {SUMMARY_SHEET.lower(), PROBLEMS_SHEET.lower(), "history"}
+_RESERVED_SHEET_NAMES = {
+    SUMMARY_SHEET.lower(), PROBLEMS_SHEET.lower(), CHANGES_SHEET.lower(), "history",
+}
 
 MAX_SHEET_NAME_LENGTH = 31  # Excel limit, in UTF-16 code units
 MAX_CELL_TEXT_LENGTH = 32_767  # Excel limit for a cell or a comment, in UTF-16 code units
@@ -64,7 +69,9 @@ _WORKBOOK_OPTIONS = {
 }
 _OPERATION_HEADERS = (
     "Operation id", "Type", "Sheet", "Date", "Storage", "To storage", "Lines", "Total amount",
+    "Version", "Action",
 )
+_CHANGE_HEADERS = ("Operation id", "Version", "Action", "Field", "Old value", "New value")
 _PROBLEM_HEADERS = ("File", "Sheet", "Cell", "Code", "Value", "Message")
 _REJECTED_ADVICE = (
     "Nothing from this file was recorded in the ledger. Correct the cells highlighted in "
@@ -287,12 +294,17 @@ def _write_workbook(handle: IO[bytes], result: BatchResult, sheets: list[SheetGr
     with_copies = bool(result.problems or result.notes)
     sheet_names = assign_sheet_names([grid.name for grid in sheets]) if with_copies else {}
 
+    form_names = _form_sheet_names(result, sheet_names)
+
     summary = workbook.add_worksheet(SUMMARY_SHEET)
-    _write_summary(_SheetWriter(summary, formats), result, sheet_names)
+    _write_summary(_SheetWriter(summary, formats), result, sheet_names, form_names)
     summary.activate()
     if result.problems:
         problems = workbook.add_worksheet(PROBLEMS_SHEET)
         _write_problems(_SheetWriter(problems, formats), result, sheet_names)
+    if result.changes:
+        changes = workbook.add_worksheet(CHANGES_SHEET)
+        _write_changes(_SheetWriter(changes, formats), result)
     if with_copies:
         marks = _collect_marks(result)
         copied: set[str] = set()
@@ -302,10 +314,59 @@ def _write_workbook(handle: IO[bytes], result: BatchResult, sheets: list[SheetGr
             copied.add(grid.name)
             worksheet = workbook.add_worksheet(sheet_names[grid.name])
             _write_sheet_copy(_SheetWriter(worksheet, formats), grid, marks.get(grid.name))
+    add_operation_forms(workbook, list(zip(form_names, result.forms)))
     workbook.close()
 
 
-def _write_summary(writer: _SheetWriter, result: BatchResult, sheet_names: dict[str, str]) -> None:
+def _form_sheet_names(result: BatchResult, sheet_names: dict[str, str]) -> list[str]:
+    """Name each ready-to-edit form sheet after its operation id, clear of other sheets."""
+    used_names = set(_RESERVED_SHEET_NAMES) | {name.lower() for name in sheet_names.values()}
+    names = []
+    for form in result.forms:
+        name = _valid_sheet_name(form.operation_id)
+        counter = 1
+        while name.lower() in used_names:
+            counter += 1
+            name = f"{_valid_sheet_name(form.operation_id, MAX_SHEET_NAME_LENGTH - 4)} ({counter})"
+        used_names.add(name.lower())
+        names.append(name)
+    return names
+
+
+def _write_changes(writer: _SheetWriter, result: BatchResult) -> None:
+    """List the change-log rows of the batch's edits and cancellations: old → new."""
+    for column, header in enumerate(_CHANGE_HEADERS):
+        writer.text(0, column, header, bold=True)
+    for row, change in enumerate(result.changes, start=1):
+        cells = (change.operation_id, change.version, change.action, change.field,
+                 change.old_value, change.new_value)
+        for column, value in enumerate(cells):
+            writer.value(row, column, value)
+    writer.worksheet.freeze_panes(1, 0)
+    writer.fit_columns()
+
+
+def _write_form_list(writer: _SheetWriter, row: int, result: BatchResult,
+                     form_names: list[str]) -> int:
+    """List the ready-to-edit form sheets under the heading the inbox reader looks for."""
+    if not form_names:
+        return row
+    for column, header in enumerate((RESULT_FORMS_HEADING, "Operation id", "Version")):
+        writer.text(row, column, header, bold=True)
+    for name, form in zip(form_names, result.forms):
+        row += 1
+        url = "internal:'{}'!A1".format(name.replace("'", "''"))
+        link_format = writer.formats.get(font_color="blue", underline=1)
+        writer.worksheet.write_url(row, 0, url, link_format, clean_text(name))
+        writer.text(row, 1, form.operation_id)
+        writer.value(row, 2, form.version)
+    writer.text(row + 2, 0, "Change a form and put this workbook in the inbox again to edit "
+                "the operation, or set its Action to Cancel to cancel it.")
+    return row + 4
+
+
+def _write_summary(writer: _SheetWriter, result: BatchResult, sheet_names: dict[str, str],
+                   form_names: list[str] = ()) -> None:
     fields: list[tuple[str, Any]] = [
         ("File", result.file),
         ("Submitter", result.submitter),
@@ -326,6 +387,7 @@ def _write_summary(writer: _SheetWriter, result: BatchResult, sheet_names: dict[
     row += 2
     if result.status != "rejected":
         row = _write_operations(writer, row, result.operations) + 1
+    row = _write_form_list(writer, row, result, form_names)
     row = _write_notes(writer, row, result, sheet_names)
     _write_ignored_columns(writer, row, result.ignored_columns)
     writer.fit_columns()
@@ -356,6 +418,8 @@ def _write_operations(writer: _SheetWriter, row: int, operations: list[Operation
             writer.value(row, column, value)
         if operation.total_amount is not None:
             writer.number(row, 7, operation.total_amount, num_format=MONEY_FORMAT)
+        writer.value(row, 8, operation.version)
+        writer.text(row, 9, operation.action)
 
     row += 1
     writer.text(row, 0, "Total", bold=True)

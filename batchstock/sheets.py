@@ -45,7 +45,10 @@ HEADER_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
         "document no.", "document no", "document", "document number", "receipt", "receipt no.",
     ),
     "comment": ("comment", "note"),
-    "operation_id": ("operation id", "operation no.", "id"),
+    # No shorter alias: an operation id edits a stored operation, so a till export's own
+    # `ID` or `Operation no.` column must not be read as one.
+    "operation_id": ("operation id",),
+    "version": ("version",),
     "action": ("action",),
 }
 
@@ -56,6 +59,15 @@ TABLE_MARKERS = frozenset({"type", "date", "storage", "document_no"})
 
 # The template writer keeps its drop-down lists on this hidden sheet.
 LISTS_SHEET = "Lists"
+
+# A sheet of this name without a lines table lists operations to cancel, one id per row.
+CANCEL_SHEET = "cancel"
+
+# Column A of a result workbook's Summary sheet, as `results` writes it: the first labels,
+# and the heading above the names of the ready-to-edit form sheets.
+RESULT_SUMMARY_SHEET = "Summary"
+RESULT_SUMMARY_LABELS = ("File", "Submitter", "Status")
+RESULT_FORMS_HEADING = "Ready-to-edit form"
 
 HEADER_SCAN_ROWS = 60
 
@@ -74,12 +86,25 @@ def match_header_field(label: str) -> str | None:
 
 
 @dataclass
+class CancelRequest:
+    """A request to cancel the operation named in `id_cell`, from a `Cancel` sheet row or
+    a form whose Action is Cancel. `version_cell` is None when no Version was given."""
+
+    file: str
+    sheet: str
+    id_cell: Cell
+    version_cell: Cell | None = None
+
+
+@dataclass
 class SheetReading:
-    """What one worksheet yielded: operations, problems, and headers that were not understood."""
+    """What one worksheet yielded: operations, cancellations, problems, and headers that
+    were not understood."""
 
     operations: list[OperationDraft] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    cancels: list[CancelRequest] = field(default_factory=list)
 
 
 def _label_of(value: object) -> str | None:
@@ -133,6 +158,8 @@ def read_sheet(file: str, grid: SheetGrid) -> SheetReading:
     if not grid.rows:
         return reading
     header_row = find_header_row(grid)
+    if header_row is None and normalise_label(grid.name) == CANCEL_SHEET:
+        return read_cancel_sheet(file, grid)
     if header_row is None:
         reading.problems.append(_no_table_problem(file, grid))
         return reading
@@ -158,6 +185,11 @@ def read_sheet(file: str, grid: SheetGrid) -> SheetReading:
         reading.operations = _group_table_rows(
             file, grid, header_row, line_columns, header_columns, lines, ignored
         )
+        # One totals row under a table sums the lines of every operation in it.
+        for draft in reading.operations:
+            draft.totals = totals
+        if not lines:
+            reading.problems.append(_empty_table_problem(file, grid, header_row))
     else:
         header, labels = _read_label_block(grid, header_row)
         reading.operations = [
@@ -217,7 +249,7 @@ def _read_lines(file: str, grid: SheetGrid, header_row: int, columns: dict[str, 
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
         draft = LineDraft(grid.name, row, {n: grid.cell(row, c) for n, c in columns.items()})
-        has_product = any(not grid.cell(row, c).is_empty for c in product_columns)
+        has_product = any(_names_product(grid.cell(row, c)) for c in product_columns)
         if not has_product and _is_totals_row(values):
             if totals is not None:
                 problems.append(_after_totals_problem(file, grid, totals.row))
@@ -228,6 +260,21 @@ def _read_lines(file: str, grid: SheetGrid, header_row: int, columns: dict[str, 
             totals = None
         lines.append(draft)
     return lines, totals, problems
+
+
+def _names_product(cell: Cell) -> bool:
+    """Return whether a product cell names a product. A totals label such as `Total` in the
+    SKU or name column does not, so a product named "Total" is read as a totals row."""
+    if cell.is_empty:
+        return False
+    return not (isinstance(cell.value, str) and normalise_label(cell.value) in TOTALS_LABELS)
+
+
+def _empty_table_problem(file: str, grid: SheetGrid, header_row: int) -> Problem:
+    return Problem(
+        file, grid.name, grid.cell(header_row, 1).name, "no_lines",
+        "the table has a header row but no lines; add the lines under it, or delete the sheet",
+    )
 
 
 def _is_totals_row(values: list[object]) -> bool:
@@ -275,3 +322,78 @@ def is_catalogue(grids: list[SheetGrid]) -> bool:
     """Return whether a workbook is a catalogue: it has sheets Products and Storages."""
     names = {normalise_label(g.name) for g in grids}
     return {"products", "storages"} <= names
+
+
+def read_cancel_sheet(file: str, grid: SheetGrid) -> SheetReading:
+    """Read a `Cancel` sheet: a header row with an `Operation id` column (and optionally
+    `Version`), then one operation id per row. Other columns are ignored."""
+    reading = SheetReading()
+    found = _find_cancel_header(grid)
+    if found is None:
+        reading.problems.append(
+            Problem(
+                file, grid.name, "A1", "no_operation_id_column",
+                "a Cancel sheet needs a header row with an Operation id column in the first "
+                "60 rows, and the ids to cancel below it",
+            )
+        )
+        return reading
+    header_row, id_col, version_col = found
+    for row in range(header_row + 1, len(grid.rows) + 1):
+        values = grid.rows[row - 1]
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+            continue
+        id_cell = grid.cell(row, id_col)
+        if id_cell.is_empty:
+            reading.problems.append(
+                Problem(
+                    file, grid.name, id_cell.name, "missing_operation_id",
+                    "the row names no operation id; enter the id to cancel, such as "
+                    "OP-000012, or delete the row",
+                )
+            )
+            continue
+        version_cell = grid.cell(row, version_col) if version_col else None
+        reading.cancels.append(CancelRequest(file, grid.name, id_cell, version_cell))
+    return reading
+
+
+def _find_cancel_header(grid: SheetGrid) -> tuple[int, int, int | None] | None:
+    """Return (header row, id column, version column or None) of a Cancel sheet."""
+    for index, row in enumerate(grid.rows[:HEADER_SCAN_ROWS], start=1):
+        columns: dict[str, int] = {}
+        for col, value in enumerate(row, start=1):
+            label = _label_of(value)
+            name = match_header_field(label) if label else None
+            if name in ("operation_id", "version") and name not in columns:
+                columns[name] = col
+        if "operation_id" in columns:
+            return index, columns["operation_id"], columns.get("version")
+    return None
+
+
+def find_result_forms(grids: list[SheetGrid]) -> list[str] | None:
+    """Return the ready-to-edit form sheets a result workbook lists in its Summary sheet,
+    or None when the workbook is not a batchstock result workbook.
+
+    A result workbook starts with a Summary sheet whose column A begins File, Submitter,
+    Status. Its other sheets are copies of what was submitted, so only the listed forms
+    may be read back.
+    """
+    summary = next((g for g in grids if g.name == RESULT_SUMMARY_SHEET), None)
+    if summary is None:
+        return None
+    first_labels = tuple(to_text(summary.cell(row, 1).value) for row in (1, 2, 3))
+    if first_labels != RESULT_SUMMARY_LABELS:
+        return None
+    names: list[str] = []
+    listing = False
+    for row in range(1, len(summary.rows) + 1):
+        text = to_text(summary.cell(row, 1).value)
+        if text == RESULT_FORMS_HEADING:
+            listing = True
+        elif listing and text is None:
+            break
+        elif listing:
+            names.append(text)
+    return names

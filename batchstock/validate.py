@@ -27,7 +27,7 @@ from batchstock.core import (
 )
 from batchstock.schema import LineRecord, check_lines
 from batchstock.values import CellValueError, display_text, normalise_label, to_datetime
-from batchstock.values import to_decimal, to_text
+from batchstock.values import NUMBER_LIMIT, to_decimal, to_text
 
 QUANTITY_DECIMALS = 3
 MONEY_DECIMALS = 4
@@ -97,6 +97,7 @@ def validate_drafts(
         operation = _validate_operation(draft, catalogue, now, collect, records)
         if operation is not None:
             validation.operations.append(operation)
+    _check_totals_rows(drafts, validation.operations, collect)
     validation.problems.extend(check_lines(records))
     if validation.problems:
         validation.operations = []
@@ -145,7 +146,6 @@ def _validate_operation(draft, catalogue, now, collect, records) -> Operation | 
         _validate_line(draft, line, index, op_type, catalogue, collect, records)
         for index, line in enumerate(draft.lines, start=1)
     ]
-    _check_totals(draft, lines, collect)
     if op_type is None or storage is None or any(line is None for line in lines):
         return None
     if op_type == "relocation" and to_storage is None:
@@ -275,6 +275,14 @@ def _by_sku(sku: str, cell: Cell, catalogue: Catalogue, collect) -> Product | No
                 "to keep leading zeros",
             )
             return matches[0]
+        if len(matches) > 1:
+            candidates = ", ".join(sorted(match.sku for match in matches))
+            collect.problem(
+                cell, "ambiguous_sku",
+                f"numeric SKU {sku} lost its leading zeros and could be any of {candidates}; "
+                "format the column as text and write the SKU with its zeros",
+            )
+            return None
     collect.problem(
         cell, "unknown_sku",
         f'SKU "{sku}" is not in the catalogue; check the SKU or import the product first',
@@ -307,7 +315,7 @@ def _validate_line(draft, line: LineDraft, index, op_type, catalogue, collect, r
         price = product.cost_price if op_type == "arrival" else product.sale_price
     if op_type in ("relocation", "write-off"):
         price = None
-    expected = _subtotal(quantity, price, discount)
+    expected = _expected_subtotal(cells, quantity, price, discount, collect)
     records.append(
         LineRecord(
             file=collect.file, sheet=draft.sheet, operation_type=op_type, line_index=index,
@@ -382,18 +390,53 @@ def _unit(cell: Cell | None, product: Product | None, quantity, collect):
     return unit, quantity * factor
 
 
+def _expected_subtotal(cells: dict[str, Cell], quantity, price, discount,
+                       collect) -> Decimal | None:
+    """Return quantity × price less the discount; report it at the quantity cell and return
+    None when the ledger cannot hold the amount."""
+    expected = _subtotal(quantity, price, discount)
+    if expected is None or abs(expected) < NUMBER_LIMIT:
+        return expected
+    collect.problem(
+        cells["quantity"], "too_large",
+        f"quantity × price is {expected:.2f}, more than the ledger holds (below "
+        f"{NUMBER_LIMIT:f}); check the quantity and the price",
+    )
+    return None
+
+
 def _subtotal(quantity, price, discount) -> Decimal | None:
     if quantity is None or price is None:
         return None
     share = (Decimal(100) - (discount or Decimal(0))) / Decimal(100)
-    return (quantity * price * share).quantize(STORED_PLACES, rounding=ROUND_HALF_UP)
+    amount = quantity * price * share
+    if abs(amount) >= NUMBER_LIMIT:
+        return amount  # too large to round to STORED_PLACES; the caller reports it
+    return amount.quantize(STORED_PLACES, rounding=ROUND_HALF_UP)
 
 
-def _check_totals(draft: OperationDraft, lines: list[Line | None], collect) -> None:
-    """Check a totals row under the lines against the sum of the lines it can compare."""
-    totals = draft.totals
-    if totals is None or any(line is None for line in lines):
-        return
+def _check_totals_rows(drafts: list[OperationDraft], operations: list[Operation],
+                       collect) -> None:
+    """Check each totals row against the lines of every operation above it.
+
+    A form's totals row belongs to its one operation; a table's is shared by every
+    operation of the sheet. A totals row is checked only when all of those operations
+    passed, since the sum of lines with bad cells means nothing.
+    """
+    by_draft = {id(op.source): op for op in operations}
+    groups: dict[int, list[OperationDraft]] = {}
+    for draft in drafts:
+        if draft.totals is not None:
+            groups.setdefault(id(draft.totals), []).append(draft)
+    for group in groups.values():
+        found = [by_draft.get(id(draft)) for draft in group]
+        if all(op is not None for op in found):
+            lines = [line for op in found if op is not None for line in op.lines]
+            _check_totals(group[0].totals, lines, collect)
+
+
+def _check_totals(totals: LineDraft, lines: list[Line], collect) -> None:
+    """Check a totals row against the sum of the lines it can compare."""
     for name, attribute in (("subtotal", "subtotal"), ("quantity", "quantity")):
         cell = totals.cells.get(name)
         if cell is None or cell.is_empty:

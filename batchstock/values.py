@@ -18,6 +18,10 @@ from typing import Any
 # 0.29 and =0.1+0.2 shows as 0.3.
 EXCEL_SIGNIFICANT_DIGITS = 15
 
+# The ledger keeps prices, amounts and quantities as entered in DECIMAL(18,4) columns, which
+# hold at most 14 digits before the decimal point. Larger numbers are a problem, not a crash.
+NUMBER_LIMIT = Decimal(10) ** 14
+
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
 _GROUPED = re.compile(r"[+-]?\d{1,3}([ ,'\u00a0\u202f]\d{3})+(\.\d+)?")
@@ -57,11 +61,21 @@ def float_to_decimal(number: float) -> Decimal:
     return _plain(shown)
 
 
+def _too_large(number: Decimal) -> CellValueError:
+    return CellValueError(
+        "too_large",
+        f"{number:f} is too large; enter a number below {NUMBER_LIMIT:f}, and check that "
+        "the cell holds the value you meant",
+    )
+
+
 def _plain(value: Decimal) -> Decimal:
     """Drop trailing zeros and exponent notation (1E+1 → 10, 2.50 → 2.5)."""
     normal = value.normalize()
-    if normal == normal.to_integral_value():
-        return normal.quantize(Decimal(1))
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > 0:
+        # Through text, because quantize() fails beyond the context's 28 digits.
+        return Decimal(f"{normal:f}")
     return normal
 
 
@@ -77,7 +91,9 @@ def display_text(value: Any) -> str | None:
         except CellValueError:
             return str(value)
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M") if value.time() else value.strftime("%Y-%m-%d")
+        if value.time() == dt.time(0):
+            return value.strftime("%Y-%m-%d")
+        return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
@@ -94,16 +110,20 @@ def to_text(value: Any) -> str | None:
         text = clean_text(value)
         return text or None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(float_to_decimal(float(value)))
+        try:
+            return f"{float_to_decimal(float(value)):f}"
+        except CellValueError:
+            return str(value)
     return display_text(value)
 
 
 def to_decimal(value: Any, max_decimals: int) -> Decimal | None:
     """Convert a numeric cell or plain numeric text to an exact Decimal; None when empty.
 
-    Raises CellValueError for text that is not a plain number (with a hint for decimal
-    commas, digit grouping and bracketed negatives) and for more than `max_decimals`
-    decimal places, which would otherwise be rounded silently.
+    Raises CellValueError for text that is not a plain number, with a hint for decimal
+    commas, digit grouping and bracketed negatives. It also raises for a number of
+    NUMBER_LIMIT or more, and for more than `max_decimals` decimal places, which would
+    otherwise be rounded silently.
     """
     if value is None:
         return None
@@ -120,6 +140,8 @@ def to_decimal(value: Any, max_decimals: int) -> Decimal | None:
         raise CellValueError(
             "not_a_number", f'"{display_text(value)}" is a date, not a number'
         )
+    if abs(number) >= NUMBER_LIMIT:
+        raise _too_large(number)
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > max_decimals:
         raise CellValueError(

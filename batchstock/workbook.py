@@ -4,6 +4,10 @@ This is the first stage after the inbox: it knows nothing of operations. It uses
 (through python-calamine), which reads a 500-row sheet about twenty times faster than
 openpyxl and returns typed values (str, float, int, bool, datetime, date, time), so a text
 cell "12,5" and a numeric cell 12.5 stay distinguishable. Empty cells become None.
+
+Before calamine opens a file, `guard.inspect_package` checks it: file type, zip bomb,
+XML entities, row and size limits. Calamine returns error cells (`#N/A`) as empty text;
+their error text from the guard's scan is put back, so result workbooks show it.
 """
 
 from __future__ import annotations
@@ -15,11 +19,31 @@ from typing import Any
 
 import python_calamine
 
-from batchstock.core import Cell
+from batchstock.core import Cell, Problem
+from batchstock.guard import Finding, inspect_package
+from batchstock.sheetfacts import SheetFacts
 
 
 class WorkbookReadError(Exception):
-    """The file could not be read as an xlsx workbook; the message says why."""
+    """The file could not be read as an xlsx workbook; the message says why.
+
+    `findings` holds the guard's findings, each with its own problem code; without them
+    the file gets one `not_a_workbook` problem.
+    """
+
+    def __init__(self, message: str, findings: list[Finding] | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings or []
+
+    def to_problems(self, file: str) -> list[Problem]:
+        """Return the problems of `file` that this error stands for."""
+        if self.findings:
+            return [finding.to_problem(file) for finding in self.findings]
+        return [Problem(
+            file, None, None, "not_a_workbook",
+            f"the file cannot be read as an xlsx workbook ({self}); save it from your "
+            "spreadsheet program as Excel 2007-365 (.xlsx) and drop it in again",
+        )]
 
 
 @dataclass
@@ -29,6 +53,7 @@ class SheetGrid:
     name: str
     visible: bool
     rows: list[list[Any]]
+    facts: SheetFacts | None = None
 
     def cell(self, row: int, col: int) -> Cell:
         """Return the cell at 1-based `row` and `col`, empty when outside the grid."""
@@ -53,8 +78,12 @@ def _clean(value: Any) -> Any:
 def read_workbook(path: Path) -> list[SheetGrid]:
     """Read every worksheet of `path`, in workbook order.
 
-    Raises WorkbookReadError when the file is not a readable xlsx workbook.
+    Raises WorkbookReadError when the file is not a readable xlsx workbook or the guard
+    rejects it; its `findings` then say why.
     """
+    report = inspect_package(path)
+    if report.findings:
+        raise WorkbookReadError(report.findings[0].message, report.findings)
     try:
         workbook = python_calamine.CalamineWorkbook.from_path(str(path))
     except Exception as error:  # calamine raises several unrelated types for bad files
@@ -73,8 +102,22 @@ def read_workbook(path: Path) -> list[SheetGrid]:
         while rows and all(v is None for v in rows[-1]):
             rows.pop()
         visible = "Visible" in str(meta.visible) and "Hidden" not in str(meta.visible)
-        grids.append(SheetGrid(meta.name, visible, rows))
+        facts = report.sheets.get(meta.name)
+        if facts is not None:
+            _restore_error_texts(rows, facts)
+        grids.append(SheetGrid(meta.name, visible, rows, facts))
     return grids
+
+
+def _restore_error_texts(rows: list[list[Any]], facts: SheetFacts) -> None:
+    """Put error texts such as `#N/A` where calamine returned an empty cell."""
+    for row, col, error in facts.error_cells:
+        while len(rows) < row:
+            rows.append([])
+        cells = rows[row - 1]
+        cells.extend([None] * (col - len(cells)))
+        if cells[col - 1] is None:
+            cells[col - 1] = error
 
 
 def is_date_value(value: Any) -> bool:

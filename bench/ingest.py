@@ -1,0 +1,748 @@
+"""Benchmark of batchstock's main job: operation workbooks from the inbox into the ledger.
+
+The script generates, in a temporary folder, a catalogue and N form-layout workbooks of L
+lines each (mostly arrivals, with sales and write-offs that keep every stock at zero or
+above), then measures in one run:
+
+a. backlog: N files dropped at once and processed by one `watcher.run_pass` in one
+   long-running process. It reports time per file (median, p90) and peak RSS, and runs a
+   quarter of the backlog in a second process so the two peaks can be compared.
+b. single file: one file per pass in a warm process, split by stage. The split comes from
+   `time.perf_counter` wrappers around the library functions that the pipeline calls.
+c. readers: python-calamine, fastexcel (when installed), openpyxl read-only and
+   batchstock's own `read_workbook`, each only reading the same files.
+d. watch latency: `batchstock watch` runs as a subprocess, one file is dropped, and the
+   script times how long its result workbook takes to appear.
+
+Phases a to c run in worker subprocesses (this script with `--worker`), so that each
+peak RSS belongs to one job and no phase inherits another's memory. Timings are medians
+over repeats. Each ratio compares figures from the same run, because the machine's load
+changes between runs.
+
+    /work/venv/bin/python bench/ingest.py --files 200 --lines 500 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import metadata
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUT = BENCH_DIR / "results"
+LIBRARIES = ("duckdb", "polars", "pandera", "openpyxl", "xlsxwriter", "python-calamine",
+             "fastexcel", "watchfiles")
+TARGET_MS_PER_FILE = 100.0
+TARGET_WATCH_SECONDS = 1.0
+SUBMITTER = "bench"
+
+
+# --- generating the catalogue and the workbooks ------------------------------------------
+
+# (name suffix, sale unit, write-off unit, write-off units per sale unit)
+PRODUCT_KINDS = (
+    ("shampoo 250 ml", "pcs", "ml", 250),
+    ("hair dye 60 g", "pcs", "g", 60),
+    ("nitrile gloves, box of 100", "box", "pcs", 100),
+    ("carbon comb", "pcs", "pcs", 1),
+)
+STORAGES = (
+    ("Products", "sale"), ("Consumables", "consumables"),
+    ("Branch 2 shelf", "sale"), ("Back room", "consumables"),
+)
+FIRST_DATE = dt.datetime(2026, 1, 5, 8, 0)
+
+
+@dataclass
+class BenchProduct:
+    sku: str
+    name: str
+    sale_unit: str
+    base_unit: str
+    equals: int
+    cost_price: Decimal
+    sale_price: Decimal
+
+
+@dataclass
+class PlannedLine:
+    product: BenchProduct
+    quantity: int
+    unit: str | None = None
+    price: Decimal | None = None
+
+
+@dataclass
+class PlannedOperation:
+    type: str
+    occurred_at: dt.datetime
+    storage: str
+    document_no: str
+    lines: list[PlannedLine] = field(default_factory=list)
+
+
+def make_products(count: int, rng: random.Random) -> list[BenchProduct]:
+    products = []
+    for number in range(1, count + 1):
+        suffix, sale_unit, base_unit, equals = PRODUCT_KINDS[number % len(PRODUCT_KINDS)]
+        cost = Decimal(rng.randint(100, 4000)) / 100
+        products.append(BenchProduct(
+            f"BN-{number:05d}", f"Bench {number:05d} {suffix}", sale_unit, base_unit, equals,
+            cost, cost * 2,
+        ))
+    return products
+
+
+def plan_operations(files: int, lines: int, products: list[BenchProduct],
+                    rng: random.Random) -> list[PlannedOperation]:
+    """Plan one operation per file, tracking stock so that no sale or write-off goes short.
+
+    Files are applied in this order and their dates rise, so a stock that the plan keeps
+    at zero or above is also never negative in the ledger at any date.
+    """
+    stock: dict[str, Counter] = defaultdict(Counter)  # storage → SKU → write-off units
+    operations = []
+    for index in range(files):
+        occurred_at = FIRST_DATE + dt.timedelta(hours=index)
+        document = f"BENCH-{index + 1:05d}"
+        wanted = {5: "sale", 9: "write-off"}.get(index % 10, "arrival")
+        storage = {"sale": "Products", "write-off": "Consumables"}.get(wanted)
+        stocked = [p for p in products if stock[storage][p.sku] >= p.equals] if storage else []
+        if len(stocked) < lines:
+            wanted, storage = "arrival", ("Products", "Consumables")[index % 2]
+        operation = PlannedOperation(wanted, occurred_at, storage, document)
+        chosen = rng.sample(products if wanted == "arrival" else stocked, lines)
+        for product in chosen:
+            operation.lines.append(_plan_line(wanted, product, stock[storage], rng))
+        operations.append(operation)
+    return operations
+
+
+def _plan_line(op_type: str, product: BenchProduct, stock: Counter,
+               rng: random.Random) -> PlannedLine:
+    if op_type == "arrival":
+        quantity = rng.randint(1, 20)
+        stock[product.sku] += quantity * product.equals
+        return PlannedLine(product, quantity, price=product.cost_price)
+    if op_type == "sale":
+        quantity = rng.randint(1, min(3, stock[product.sku] // product.equals))
+        stock[product.sku] -= quantity * product.equals
+        return PlannedLine(product, quantity, price=product.sale_price)
+    quantity = rng.randint(1, stock[product.sku])  # a write-off, in write-off units
+    stock[product.sku] -= quantity
+    return PlannedLine(product, quantity, unit=product.base_unit)
+
+
+def write_catalogue(path: Path, products: list[BenchProduct]) -> None:
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    sheet = workbook.add_worksheet("Products")
+    sheet.write_row(0, 0, ("SKU", "Name", "Barcode", "Category", "Sale unit", "Write-off unit",
+                           "Equals", "Sale price", "Cost price", "Critical stock",
+                           "Desired stock"))
+    for row, p in enumerate(products, start=1):
+        sheet.write_string(row, 0, p.sku)
+        sheet.write_string(row, 1, p.name)
+        sheet.write_string(row, 2, f"46{row:011d}")
+        sheet.write_row(row, 3, ("Bench", p.sale_unit, p.base_unit, p.equals,
+                                 float(p.sale_price), float(p.cost_price), 1, 5))
+    storages = workbook.add_worksheet("Storages")
+    storages.write_row(0, 0, ("Name", "Type", "Comment"))
+    for row, (name, storage_type) in enumerate(STORAGES, start=1):
+        storages.write_row(row, 0, (name, storage_type, "benchmark storage"))
+    workbook.close()
+
+
+HEADER_LABELS = {
+    "arrival": ("Arrival", "Supplier", "Bench Wholesale Ltd"),
+    "sale": ("Sale", "Client", "Walk-in client"),
+    "write-off": ("Write-off", "Reason", "Used in services"),
+}
+LINE_HEADERS = {
+    "arrival": ("SKU", "Product", "Quantity", "Unit cost", "Subtotal"),
+    "sale": ("SKU", "Product", "Quantity", "Price", "Subtotal"),
+    "write-off": ("SKU", "Product", "Quantity", "Unit"),
+}
+
+
+def write_operation_workbook(path: Path, operation: PlannedOperation) -> None:
+    """Write one operation in the form layout: label/value rows, a blank row, the lines."""
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    date_format = workbook.add_format({"num_format": "dd.mm.yyyy hh:mm"})
+    title, party_label, party = HEADER_LABELS[operation.type]
+    sheet = workbook.add_worksheet(title)
+    sheet.write_row(0, 0, ("Operation", title))
+    sheet.write_string(1, 0, "Date")
+    sheet.write_datetime(1, 1, operation.occurred_at, date_format)
+    sheet.write_row(2, 0, ("Storage", operation.storage))
+    sheet.write_row(3, 0, (party_label, party))
+    sheet.write_row(4, 0, ("Document no.", operation.document_no))
+    sheet.write_row(5, 0, ("Comment", "generated by bench/ingest.py"))
+    sheet.write_row(7, 0, LINE_HEADERS[operation.type])
+    for row, line in enumerate(operation.lines, start=8):
+        sheet.write_string(row, 0, line.product.sku)
+        sheet.write_string(row, 1, line.product.name)
+        sheet.write_number(row, 2, line.quantity)
+        if line.unit is not None:
+            sheet.write_string(row, 3, line.unit)
+        else:
+            sheet.write_number(row, 3, float(line.price))
+            sheet.write_number(row, 4, float(line.price * line.quantity))
+    workbook.close()
+
+
+@dataclass
+class GeneratedSet:
+    catalogue: Path
+    files: list[Path]
+    types: list[str]
+
+
+def generate(folder: Path, files: int, lines: int, products: int, seed: int) -> GeneratedSet:
+    rng = random.Random(seed)
+    catalogue_products = make_products(products, rng)
+    folder.mkdir(parents=True, exist_ok=True)
+    catalogue = folder / "catalogue.xlsx"
+    write_catalogue(catalogue, catalogue_products)
+    operations = plan_operations(files, lines, catalogue_products, rng)
+    paths = []
+    for index, operation in enumerate(operations, start=1):
+        path = folder / f"{index:05d}-{operation.type}.xlsx"
+        write_operation_workbook(path, operation)
+        paths.append(path)
+    return GeneratedSet(catalogue, paths, [op.type for op in operations])
+
+
+# --- helpers shared by the workers ---------------------------------------------------------
+
+def rss_mb() -> float:
+    """Current resident set size of this process, from /proc (Linux only)."""
+    with open("/proc/self/statm") as stream:
+        pages = int(stream.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    position = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[position]
+
+
+def drop_files(inbox: Path, files: list[Path]) -> None:
+    """Copy files into the inbox with rising modification times in the past, so that a pass
+    takes them in this order and none of them waits to settle."""
+    folder = inbox / SUBMITTER
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.time() - len(files) - 10
+    for index, source in enumerate(files):
+        target = folder / source.name
+        shutil.copyfile(source, target)
+        os.utime(target, (start + index, start + index))
+
+
+def prepare_workspace(root: Path, catalogue: Path) -> float:
+    """Create a workspace and apply the catalogue; return the seconds the import took."""
+    from batchstock import ledger
+    from batchstock.config import init_workspace
+    from batchstock.watcher import run_pass
+
+    workspace = init_workspace(root)
+    ledger.connect(workspace.ledger_path).close()
+    drop_files(workspace.inbox, [catalogue])
+    started = time.perf_counter()
+    report = run_pass(workspace)
+    seconds = time.perf_counter() - started
+    statuses = [f.result.status for f in report.filed]
+    if statuses != ["applied"]:
+        raise RuntimeError(f"the benchmark catalogue was not applied: {statuses}")
+    return seconds
+
+
+def clone_workspace(seed: Path, root: Path):
+    """Copy the workspace that holds the imported catalogue, so each phase starts alike."""
+    from batchstock.config import open_workspace
+
+    shutil.copytree(seed, root)
+    return open_workspace(root)
+
+
+# --- worker a: the backlog -----------------------------------------------------------------
+
+def run_backlog(seed: Path, root: Path, files: list[Path]) -> dict:
+    """Process `files` in one pass of one process; time each file and sample RSS after it."""
+    from batchstock.watcher import run_pass
+
+    workspace = clone_workspace(seed, root)
+    drop_files(workspace.inbox, files)
+    baseline = rss_mb()
+    per_file_ms: list[float] = []
+    rss_after: list[float] = []
+    statuses: Counter = Counter()
+    last = time.perf_counter()
+
+    def on_file(filed) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        per_file_ms.append((now - last) * 1000)
+        rss_after.append(rss_mb())
+        statuses[filed.result.status] += 1
+        last = now
+
+    started = last
+    run_pass(workspace, on_file=on_file)
+    return {
+        "files": len(files), "statuses": dict(statuses),
+        "pass_seconds": time.perf_counter() - started,
+        "per_file_ms": per_file_ms, "rss_after_file_mb": rss_after,
+        "rss_before_mb": baseline, "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# --- worker b: one file, stage by stage ----------------------------------------------------
+
+class StageClock:
+    """Adds up `time.perf_counter` time spent in wrapped functions, per stage name.
+
+    Wrapping replaces the module attribute that the caller looks up at call time, so the
+    pipeline runs its normal path. Nested stages overlap, and `stage_split` subtracts them.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, owner: object, attribute: str, stage: str) -> None:
+        original = getattr(owner, attribute)
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - started
+
+        setattr(owner, attribute, timed)
+
+
+def install_stage_clock() -> StageClock:
+    from batchstock import inbox, ledger, pipeline, validate
+
+    clock = StageClock()
+    clock.wrap(ledger, "connect", "connect")
+    clock.wrap(inbox, "process_batch", "pipeline")
+    clock.wrap(pipeline, "read_workbook", "read")
+    clock.wrap(pipeline, "read_sheet", "sheets")
+    clock.wrap(ledger, "load_catalogue", "catalogue")
+    clock.wrap(pipeline, "validate_drafts", "validate")
+    clock.wrap(validate, "check_lines", "pandera")
+    clock.wrap(ledger, "insert_operations", "insert")
+    clock.wrap(pipeline, "stock_problems", "stock check")
+    clock.wrap(inbox, "file_outcome", "file outcome")
+    clock.wrap(inbox, "write_result_workbook", "result workbook")
+    return clock
+
+
+def stage_split(seconds: dict[str, float], total: float) -> dict[str, float]:
+    """Turn overlapping wrapper totals into exclusive stages, in milliseconds."""
+    validate = seconds["catalogue"] + seconds["validate"]
+    inner = seconds["read"] + seconds["sheets"] + validate
+    split = {
+        "read": seconds["read"],
+        "sheets": seconds["sheets"],
+        "validate": validate,
+        "  of which catalogue load": seconds["catalogue"],
+        "  of which pandera": seconds["pandera"],
+        "apply": seconds["pipeline"] - inner,
+        "  of which insert operations": seconds["insert"],
+        "  of which stock check": seconds["stock check"],
+        "result workbook": seconds["result workbook"],
+        "filing": seconds["file outcome"] - seconds["result workbook"],
+        "pass overhead": total - seconds["pipeline"] - seconds["file outcome"],
+        "  of which ledger connect": seconds["connect"],
+        "total": total,
+    }
+    return {name: value * 1000 for name, value in split.items()}
+
+
+def run_stages(seed: Path, root: Path, files: list[Path], warm_up: int) -> dict:
+    """Apply `files` one pass each, as `watch` does, and split the measured ones by stage."""
+    from batchstock.watcher import run_pass
+
+    workspace = clone_workspace(seed, root)
+    clock = install_stage_clock()
+    samples: list[dict[str, float]] = []
+    statuses: Counter = Counter()
+    for index, path in enumerate(files):
+        drop_files(workspace.inbox, [path])
+        clock.seconds.clear()
+        started = time.perf_counter()
+        report = run_pass(workspace)
+        total = time.perf_counter() - started
+        statuses.update(f.result.status for f in report.filed)
+        if index >= warm_up:
+            samples.append(stage_split(clock.seconds, total))
+    return {"files": len(files), "warm_up": warm_up, "statuses": dict(statuses),
+            "samples_ms": samples, "peak_rss_mb": peak_rss_mb()}
+
+
+# --- worker c: readers alone ---------------------------------------------------------------
+
+def read_with_calamine(path: Path) -> int:
+    import python_calamine
+
+    workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+    rows = 0
+    for name in workbook.sheet_names:
+        rows += len(workbook.get_sheet_by_name(name).to_python(skip_empty_area=False))
+    return rows
+
+
+def read_with_fastexcel(path: Path) -> int:
+    import fastexcel
+
+    reader = fastexcel.read_excel(str(path))
+    rows = 0
+    for name in reader.sheet_names:
+        # Every cell as text, the mode that never turns a bad cell into a silent null.
+        sheet = reader.load_sheet(name, header_row=None, dtypes="string")
+        rows += sheet.to_polars().height
+    return rows
+
+
+def read_with_openpyxl(path: Path) -> int:
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        return sum(len(list(sheet.iter_rows(values_only=True))) for sheet in workbook)
+    finally:
+        workbook.close()
+
+
+def read_with_batchstock(path: Path) -> int:
+    from batchstock.workbook import read_workbook
+
+    return sum(len(grid.rows) for grid in read_workbook(path))
+
+
+def available_readers() -> dict:
+    readers = {"python-calamine": read_with_calamine}
+    try:
+        import fastexcel  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        readers["fastexcel"] = read_with_fastexcel
+    readers["openpyxl read-only"] = read_with_openpyxl
+    readers["batchstock read_workbook"] = read_with_batchstock
+    return readers
+
+
+def run_readers(files: list[Path], repeats: int) -> dict:
+    """Time each reader on each file; the reader order rotates between repeats."""
+    readers = available_readers()
+    for read in readers.values():
+        read(files[0])  # imports and first-call set-up stay out of the figures
+    samples: dict[str, list[float]] = {name: [] for name in readers}
+    names = list(readers)
+    for repeat in range(repeats):
+        order = names[repeat % len(names):] + names[:repeat % len(names)]
+        for name in order:
+            for path in files:
+                started = time.perf_counter()
+                readers[name](path)
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return {"files": len(files), "repeats": repeats, "samples_ms": samples}
+
+
+def run_worker(kind: str, job_file: Path) -> None:
+    job = json.loads(job_file.read_text())
+    files = [Path(p) for p in job["files"]]
+    if kind == "backlog":
+        outcome = run_backlog(Path(job["seed"]), Path(job["root"]), files)
+    elif kind == "stages":
+        outcome = run_stages(Path(job["seed"]), Path(job["root"]), files, job["warm_up"])
+    else:
+        outcome = run_readers(files, job["repeats"])
+    print(json.dumps(outcome))
+
+
+def call_worker(kind: str, job: dict, folder: Path) -> dict:
+    """Run one phase in a fresh interpreter and return the JSON it prints."""
+    job_file = folder / f"job-{kind}-{len(job['files'])}.json"
+    job_file.write_text(json.dumps(job))
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(job_file)],
+        capture_output=True, text=True, check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"worker {kind} failed:\n{completed.stderr[-4000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+# --- phase d: watch latency ----------------------------------------------------------------
+
+def measure_watch(seed: Path, root: Path, files: list[Path],
+                  settle_seconds: float | None) -> dict:
+    """Start `batchstock watch`, drop each file in turn, and time until its result exists.
+
+    Each file is written under a dotfile name, which the watcher ignores, and renamed into
+    the inbox, so it appears complete at once with a fresh modification time.
+    """
+    workspace = clone_workspace(seed, root)
+    if settle_seconds is not None:
+        config = workspace.root / "batchstock.toml"
+        config.write_text(config.read_text().replace(
+            "settle_seconds = 1.0", f"settle_seconds = {settle_seconds}"))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchstock.cli", "watch", "--workspace", str(workspace.root)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_log_line(process, "watching", timeout=60)
+        latencies = [_drop_and_wait(workspace, path) for path in files]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return {"settle_seconds": settle_seconds if settle_seconds is not None else 1.0,
+            "latency_seconds": latencies}
+
+
+def _wait_for_log_line(process: subprocess.Popen, text: str, timeout: float) -> None:
+    found = threading.Event()
+
+    def read_lines() -> None:
+        for line in process.stderr:
+            if text in line:
+                found.set()
+        # The rest of the log is drained here so the pipe never fills up.
+
+    threading.Thread(target=read_lines, daemon=True).start()
+    if not found.wait(timeout):
+        raise RuntimeError(f"batchstock watch did not log {text!r} within {timeout} s")
+
+
+def _drop_and_wait(workspace, source: Path, timeout: float = 60.0) -> float:
+    folder = workspace.inbox / SUBMITTER
+    folder.mkdir(parents=True, exist_ok=True)
+    hidden = folder / f".{source.name}.part"
+    shutil.copyfile(source, hidden)
+    result = workspace.user_outbox(SUBMITTER) / f"{source.stem}.result.xlsx"
+    started = time.perf_counter()
+    os.replace(hidden, folder / source.name)
+    while not result.exists():
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"no result for {source.name} within {timeout} s")
+        time.sleep(0.002)
+    return time.perf_counter() - started
+
+
+# --- the report ----------------------------------------------------------------------------
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine_description() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpus": str(os.cpu_count()), "cpu_model": model,
+            "memory_gib": f"{memory_gib:.1f}", "system": platform.platform()}
+
+
+def summarise(results: dict) -> dict:
+    """Derive the headline figures (medians, p90, ratios) from the raw samples."""
+    backlog = results["backlog"]
+    per_file = backlog["per_file_ms"]
+    quarter = max(1, len(per_file) // 4)
+    readers = {name: median(times) for name, times in results["readers"]["samples_ms"].items()}
+    external = {n: t for n, t in readers.items() if not n.startswith("batchstock")}
+    fastest = min(external, key=external.get)
+    stages = results["stages"]["samples_ms"]
+    stage_medians = {name: median([s[name] for s in stages]) for name in stages[0]}
+    small = results["backlog_small"]
+    return {
+        "backlog_median_ms": median(per_file),
+        "backlog_p90_ms": percentile(per_file, 0.9),
+        "backlog_first_quarter_median_ms": median(per_file[:quarter]),
+        "backlog_last_quarter_median_ms": median(per_file[-quarter:]),
+        "peak_rss_mb": {str(small["files"]): small["peak_rss_mb"],
+                        str(backlog["files"]): backlog["peak_rss_mb"]},
+        "peak_rss_growth_ratio": backlog["peak_rss_mb"] / small["peak_rss_mb"],
+        "single_file_stages_median_ms": stage_medians,
+        "reader_median_ms": readers,
+        "fastest_reader": fastest,
+        "end_to_end_over_fastest_reader": median(per_file) / readers[fastest],
+        "watch_median_seconds": {
+            str(w["settle_seconds"]): median(w["latency_seconds"]) for w in results["watch"]
+        },
+    }
+
+
+def render_table(results: dict) -> str:
+    s = results["summary"]
+    backlog, small = results["backlog"], results["backlog_small"]
+    rows = [
+        f"batchstock ingest benchmark, {results['date']}: {backlog['files']} files of "
+        f"{results['parameters']['lines']} lines, {results['parameters']['repeats']} repeats",
+        "",
+        f"(a) backlog in one process           {backlog['statuses']}",
+        f"    time per file, median           {s['backlog_median_ms']:8.1f} ms"
+        f"   (goal {TARGET_MS_PER_FILE:.0f} ms)",
+        f"    time per file, p90              {s['backlog_p90_ms']:8.1f} ms",
+        f"    median, first / last quarter    {s['backlog_first_quarter_median_ms']:8.1f} /"
+        f" {s['backlog_last_quarter_median_ms']:.1f} ms",
+        f"    peak RSS, {small['files']:>4} files            {small['peak_rss_mb']:8.1f} MB",
+        f"    peak RSS, {backlog['files']:>4} files            {backlog['peak_rss_mb']:8.1f} MB"
+        f"   (ratio {s['peak_rss_growth_ratio']:.2f})",
+        f"    RSS before the pass             {backlog['rss_before_mb']:8.1f} MB",
+        f"    catalogue import (setup, once)  {results['catalogue_import_seconds']:8.2f} s",
+        "",
+        f"(b) one file per pass, by stage, median of {len(results['stages']['samples_ms'])}",
+    ]
+    for name, value in s["single_file_stages_median_ms"].items():
+        rows.append(f"    {name:<32}{value:8.1f} ms")
+    rows += ["", f"(c) reading only, median per file over {results['readers']['files']} files"]
+    for name, value in sorted(s["reader_median_ms"].items(), key=lambda item: item[1]):
+        ratio = value / s["reader_median_ms"][s["fastest_reader"]]
+        rows.append(f"    {name:<32}{value:8.1f} ms   ({ratio:.1f}x the fastest)")
+    rows.append(f"    end to end / fastest reader     {s['end_to_end_over_fastest_reader']:8.1f}x")
+    rows += ["", "(d) watch: drop one file until its result exists, median"]
+    for settle, value in s["watch_median_seconds"].items():
+        rows.append(f"    settle_seconds = {settle:<14}{value:8.2f} s"
+                    f"   (goal < {TARGET_WATCH_SECONDS:.0f} s)")
+    return "\n".join(rows) + "\n"
+
+
+# --- the run -------------------------------------------------------------------------------
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, help="workbooks in the backlog (default 200)")
+    parser.add_argument("--lines", type=int, default=500, help="lines per workbook")
+    parser.add_argument("--repeats", type=int,
+                        help="repeats of the single-file, reader and watch timings (default 5)")
+    parser.add_argument("--products", type=int, help="products in the catalogue (default 5000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke-test sizes: 20 files, 2 repeats, 500 products")
+    parser.add_argument("--seed", type=int, default=2026, help="seed of the generated data")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="folder for ingest.json and ingest.txt (default bench/results)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary folder with the workbooks and workspaces")
+    parser.add_argument("--worker", nargs=2, metavar=("KIND", "JOB"), help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    quick = arguments.quick
+    arguments.files = arguments.files or (20 if quick else 200)
+    arguments.repeats = arguments.repeats or (2 if quick else 5)
+    arguments.products = arguments.products or (500 if quick else 5000)
+    if arguments.files < 2 or arguments.repeats < 1:
+        parser.error("--files must be at least 2 and --repeats at least 1")
+    if arguments.lines > arguments.products:
+        parser.error("--lines cannot exceed --products: a workbook names each product once")
+    return arguments
+
+
+def run_phases(arguments: argparse.Namespace, folder: Path) -> dict:
+    generated = generate(folder / "files", arguments.files, arguments.lines,
+                         arguments.products, arguments.seed)
+    files, repeats = generated.files, arguments.repeats
+    seed = folder / "seed"
+    results: dict = {
+        "generated": dict(Counter(generated.types)),
+        "catalogue_import_seconds": prepare_workspace(seed, generated.catalogue),
+    }
+
+    def job(name: str, chosen: list[Path], **extra) -> dict:
+        return {"seed": str(seed), "root": str(folder / name),
+                "files": [str(p) for p in chosen], **extra}
+
+    small = files[:max(1, len(files) // 4)]
+    results["backlog_small"] = call_worker("backlog", job("backlog-small", small), folder)
+    results["backlog"] = call_worker("backlog", job("backlog", files), folder)
+    results["readers"] = call_worker(
+        "readers", job("readers", files[:20], repeats=repeats), folder)
+    results["stages"] = call_worker(
+        "stages", job("stages", files[:1 + min(repeats, len(files) - 1)], warm_up=1), folder)
+    arrivals = [p for p, t in zip(files, generated.types) if t == "arrival"][:repeats]
+    results["watch"] = [
+        measure_watch(seed, folder / f"watch-{settle}", arrivals, settle)
+        for settle in (None, 0.25)
+    ]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    if arguments.worker:
+        run_worker(arguments.worker[0], Path(arguments.worker[1]))
+        return 0
+    folder = Path(tempfile.mkdtemp(prefix="batchstock-bench-"))
+    try:
+        results = run_phases(arguments, folder)
+    finally:
+        if arguments.keep:
+            print(f"kept {folder}", file=sys.stderr)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+    results.update({
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "parameters": {k: v for k, v in vars(arguments).items() if k not in ("out", "worker")},
+        "machine": machine_description(), "versions": library_versions(),
+    })
+    results["summary"] = summarise(results)
+    table = render_table(results)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "ingest.json").write_text(json.dumps(results, indent=1, default=str))
+    (arguments.out / "ingest.txt").write_text(table)
+    print(table, end="")
+    print(f"written: {arguments.out / 'ingest.json'}, {arguments.out / 'ingest.txt'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
