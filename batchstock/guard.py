@@ -137,6 +137,11 @@ def looks_incomplete(path: Path) -> bool:
         return False
 
 
+def size_text(size: int) -> str:
+    """Return a byte count as people read it: `2,000 bytes` or `256 MB`."""
+    return f"{size:,} bytes" if size < 1 << 20 else f"{size / (1 << 20):,.0f} MB"
+
+
 def _corrupt(detail: str) -> Finding:
     return Finding(
         "corrupt_workbook",
@@ -150,8 +155,8 @@ def _check_file_kind(path: Path) -> None:
     if size > MAX_FILE_BYTES:
         raise Rejected(Finding(
             "package_too_large",
-            f"the file is {size / (1 << 20):.0f} MB; batchstock reads workbooks of at most "
-            f"{MAX_FILE_BYTES >> 20} MB: split it into several files",
+            f"the file is {size_text(size)}; batchstock reads workbooks of at most "
+            f"{size_text(MAX_FILE_BYTES)}: split it into several files",
             value=str(size),
         ))
     with path.open("rb") as stream:
@@ -278,8 +283,8 @@ def _check_directory(archive: zipfile.ZipFile, file_size: int) -> None:
             ))
         if info.file_size > MAX_PART_BYTES:
             raise Rejected(_too_large(
-                f"part {info.filename} unpacks to {info.file_size >> 20} MB; at most "
-                f"{MAX_PART_BYTES >> 20} MB per part is read"))
+                f"part {info.filename} unpacks to {size_text(info.file_size)}; at most "
+                f"{size_text(MAX_PART_BYTES)} per part is read"))
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > RATIO_CHECK_BYTES and ratio > MAX_RATIO:
             raise Rejected(_too_large(
@@ -287,8 +292,8 @@ def _check_directory(archive: zipfile.ZipFile, file_size: int) -> None:
                 "times is accepted, since higher ratios are the mark of a zip bomb"))
         total += info.file_size
     if total > MAX_TOTAL_BYTES:
-        raise Rejected(_too_large(f"the package unpacks to {total >> 20} MB; at most "
-                                  f"{MAX_TOTAL_BYTES >> 20} MB is read"))
+        raise Rejected(_too_large(f"the package unpacks to {size_text(total)}; at most "
+                                  f"{size_text(MAX_TOTAL_BYTES)} is read"))
     if total > RATIO_CHECK_BYTES and total / max(file_size, 1) > MAX_RATIO:
         raise Rejected(_too_large(
             f"the package is compressed {total / max(file_size, 1):.0f} times; at most "

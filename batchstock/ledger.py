@@ -64,8 +64,34 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     return applied
 
 
+# A hash of every products and storages column that `load_catalogue` reads. Hashing
+# 5,000 products takes about 2 ms; reading and indexing them about 150 ms.
+_CATALOGUE_FINGERPRINT = """
+SELECT (SELECT count(*) FROM products),
+       (SELECT bit_xor(hash(product_id, sku, name, barcode, sale_unit, base_unit, equals,
+                            sale_price, cost_price)) FROM products),
+       (SELECT count(*) FROM storages),
+       (SELECT bit_xor(hash(storage_id, name, type)) FROM storages)
+"""
+_cached_catalogue: tuple[tuple, Catalogue] | None = None
+
+
 def load_catalogue(con: duckdb.DuckDBPyConnection) -> Catalogue:
-    """Read products and storages into a `Catalogue` for validation."""
+    """Read products and storages into a `Catalogue` for validation.
+
+    Calls return the same `Catalogue` object while a 64-bit hash of the rows read stays the
+    same, so callers must not modify it.
+    """
+    global _cached_catalogue
+    fingerprint = tuple(con.execute(_CATALOGUE_FINGERPRINT).fetchall()[0])
+    if _cached_catalogue is not None and _cached_catalogue[0] == fingerprint:
+        return _cached_catalogue[1]
+    catalogue = _read_catalogue(con)
+    _cached_catalogue = (fingerprint, catalogue)
+    return catalogue
+
+
+def _read_catalogue(con: duckdb.DuckDBPyConnection) -> Catalogue:
     products = {
         row[0]: Product(*row)
         for row in con.execute(
@@ -211,16 +237,31 @@ def insert_versions(
                 ),
             ):
                 line_rows[key].append(value)
-    con.executemany(
-        "INSERT INTO operation_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        header_rows,
-    )
+    headers = pl.DataFrame(header_rows, schema=HEADER_SCHEMA, orient="row")
+    insert_frame(con, "operation_versions", headers)
     lines = pl.DataFrame(line_rows, schema=LINE_SCHEMA)
     con.register("new_lines", lines)
     con.execute("INSERT INTO line_versions SELECT * FROM new_lines")
     con.unregister("new_lines")
     insert_movements(con, [(n, v, op, 1) for n, v, op in versions], stamp, reversal=False)
 
+
+HEADER_SCHEMA = {
+    "operation_no": pl.Int32,
+    "version": pl.Int32,
+    "occurred_at": pl.Datetime("us"),
+    "storage_id": pl.Int32,
+    "to_storage_id": pl.Int32,
+    "counterparty": pl.String,
+    "staff_member": pl.String,
+    "reason": pl.String,
+    "document_no": pl.String,
+    "comment": pl.String,
+    "batch_id": pl.Int32,
+    "recorded_at": pl.Datetime("us"),
+    "recorded_by": pl.String,
+    "source_sheet": pl.String,
+}
 
 LINE_SCHEMA = {
     "operation_no": pl.Int32,
@@ -321,16 +362,45 @@ def log_changes(
     if not changes:
         return
     first = next_number(con, "change_log_entries", "change_no")
-    con.executemany(
-        "INSERT INTO change_log_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                first + i, entity, entity_id, version, action, stamp.user,
-                stamp.recorded_at, stamp.batch_id, stamp.file_name, field, old, new,
-            )
-            for i, (entity, entity_id, version, action, field, old, new) in enumerate(changes)
-        ],
-    )
+    rows = [
+        (
+            first + i, entity, entity_id, version, action, stamp.user,
+            stamp.recorded_at, stamp.batch_id, stamp.file_name, field, old, new,
+        )
+        for i, (entity, entity_id, version, action, field, old, new) in enumerate(changes)
+    ]
+    insert_frame(con, "change_log_entries",
+                 pl.DataFrame(rows, schema=CHANGE_SCHEMA, orient="row"))
+
+
+CHANGE_SCHEMA = {
+    "change_no": pl.Int64,
+    "entity": pl.String,
+    "entity_id": pl.String,
+    "version": pl.Int32,
+    "action": pl.String,
+    "changed_by": pl.String,
+    "changed_at": pl.Datetime("us"),
+    "batch_id": pl.Int32,
+    "file_name": pl.String,
+    "field": pl.String,
+    "old_value": pl.String,
+    "new_value": pl.String,
+}
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Append the rows of `frame` to `table`, column by column in table order.
+
+    One `INSERT … SELECT` costs about 3 ms whatever the row count, where `executemany`
+    costs about 2 ms per row. The frame goes in as Arrow because DuckDB 2.0 takes a
+    registered polars frame 5 to 10 ms slower (measured with bench/ingest.py's machine).
+    """
+    con.register("new_rows", frame.to_arrow())
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM new_rows")
+    finally:
+        con.unregister("new_rows")
 
 
 def ledger_position(con: duckdb.DuckDBPyConnection) -> int:

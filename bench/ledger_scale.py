@@ -172,7 +172,7 @@ def peak_rss_mib() -> float:
     return float("nan")
 
 
-def run_step(root: Path, step: str) -> dict:
+def run_step(root: Path, step: str, memory_limit: str | None) -> dict:
     """Run one timed step in this process; return its figures."""
     from batchstock import ledger
     from batchstock.config import open_workspace
@@ -183,6 +183,8 @@ def run_step(root: Path, step: str) -> dict:
 
     workspace = open_workspace(root)
     con = ledger.connect(workspace.ledger_path)
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
     request = ReportRequest(workspace, "bench", {"step": step})
     started = time.perf_counter()
     figures: dict = {}
@@ -217,6 +219,8 @@ def call_worker(root: Path, step: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", step, "--workspace", str(root),
                "--movements", str(args.movements), "--products", str(args.products),
                "--storages", str(args.storages), "--years", str(args.years)]
+    if args.memory_limit:
+        command += ["--memory-limit", args.memory_limit]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -269,13 +273,16 @@ def main() -> None:
                              "removed at the end)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder for ledger_scale.json (default bench/results)")
+    parser.add_argument("--memory-limit", default=None,
+                        help="DuckDB memory_limit for the timed steps, such as 1GB (default: "
+                             "DuckDB's own, 80%% of RAM); past it DuckDB spills to disk")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker == "generate":
         figures = generate(args.workspace, args)
     elif args.worker:
-        figures = run_step(args.workspace, args.worker)
+        figures = run_step(args.workspace, args.worker, args.memory_limit)
     if args.worker:
         figures["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(figures, default=str))
@@ -288,7 +295,8 @@ def main() -> None:
     try:
         results = {"date": dt.date.today().isoformat(), "machine": machine(),
                    "parameters": {k: v for k, v in vars(args).items()
-                                  if k in ("movements", "products", "storages", "years")},
+                                  if k in ("movements", "products", "storages", "years",
+                                           "memory_limit")},
                    "generated": call_worker(root, "generate", args), "steps": {}}
         for step in STEPS:
             results["steps"][step] = call_worker(root, step, args)

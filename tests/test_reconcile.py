@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from batchstock import ledger
 from batchstock.cli import main
+from batchstock.config import init_workspace
 from batchstock.reconcile import reconcile_ledger
-from conftest import apply_samples
+from conftest import apply_samples, samples_dir
 from report_workbooks import Ledger, day
 
 
@@ -45,10 +46,16 @@ def book(workspace, tmp_path) -> Ledger:
     return book
 
 
-def test_sample_month_reconciles(workspace, samples):
-    apply_samples(workspace, samples)
+@pytest.fixture(scope="module")
+def sample_month(tmp_path_factory):
+    workspace = init_workspace(tmp_path_factory.mktemp("samples") / "ws")
+    ledger.connect(workspace.ledger_path).close()
+    apply_samples(workspace, samples_dir())
+    return workspace
 
-    result = reconcile(workspace)
+
+def test_sample_month_reconciles(sample_month):
+    result = reconcile(sample_month)
 
     assert result.exit_code == 0, result.output
     checks = [line.split(":")[0] for line in result.output.splitlines()]
@@ -56,9 +63,8 @@ def test_sample_month_reconciles(workspace, samples):
                       "ok   averages", "ok   operations"]
 
 
-def test_sample_month_reconciles_at_date(workspace, samples):
-    apply_samples(workspace, samples)
-    result = reconcile(workspace, "--at", "2026-11-05")
+def test_sample_month_reconciles_at_date(sample_month):
+    result = reconcile(sample_month, "--at", "2026-11-05")
     assert result.exit_code == 0, result.output
 
 

@@ -76,23 +76,30 @@ def test_unknown_type_at_value(stocked, tmp_path):
     assert problems_of(filed) == {("unknown_type", "Arrival", "B1")}
 
 
-@pytest.mark.parametrize("spelling", ["ARRIVAL", " arrival ", "Arrival"])
-def test_type_case_and_spaces_ignored(stocked, tmp_path, spelling):
-    filed = submit_form(stocked, tmp_path, spelling, "Products", ["SKU", "Quantity"],
-                        [["COMB-CARB", 1]], sheet="Arrival")
+def test_type_case_and_spaces_ignored(stocked, tmp_path):
+    spellings = ["ARRIVAL", " arrival ", "Arrival"]
+    sheets = {f"Sheet{index}": form_rows(spelling, "Products", ["SKU", "Quantity"],
+                                         [["COMB-CARB", 1]])
+              for index, spelling in enumerate(spellings)}
+
+    filed = submit(stocked, write_rows(tmp_path / "a.xlsx", sheets))
 
     assert_applied(filed)
+    assert [op.type for op in filed.result.operations] == ["arrival"] * 3
 
 
-@pytest.mark.parametrize("spelling", ["Write-off", "write off", "WRITE-OFF"])
-def test_write_off_spellings(stocked, tmp_path, spelling):
+def test_write_off_spellings(stocked, tmp_path):
     arrive(stocked, tmp_path, [["COMB-CARB", 5]])
+    spellings = ["Write-off", "write off", "WRITE-OFF"]
+    sheets = {f"Sheet{index}": form_rows(spelling, "Products", ["SKU", "Quantity"],
+                                         [["COMB-CARB", 1]], date="2026-11-05")
+              for index, spelling in enumerate(spellings)}
 
-    filed = submit_form(stocked, tmp_path, spelling, "Products", ["SKU", "Quantity"],
-                        [["COMB-CARB", 1]], sheet="Write-off", date="2026-11-05")
+    filed = submit(stocked, write_rows(tmp_path / "w.xlsx", sheets))
 
     assert_applied(filed)
-    assert balance(stocked, "Products", "COMB-CARB") == 4
+    assert [op.type for op in filed.result.operations] == ["write-off"] * 3
+    assert balance(stocked, "Products", "COMB-CARB") == 2
 
 
 # Number of lines
@@ -359,24 +366,25 @@ def test_missing_quantity_at_cell(stocked, tmp_path):
     assert problems_of(filed) == {("missing_quantity", "Arrival", "B7")}
 
 
-@pytest.mark.parametrize("quantity", [0, -3, "-3", "0"])
-def test_quantity_not_positive(stocked, tmp_path, quantity):
+def test_quantity_not_positive(stocked, tmp_path):
     filed = submit_form(stocked, tmp_path, "Arrival", "Products", ["SKU", "Quantity"],
-                        [["COMB-CARB", quantity]])
+                        [["COMB-CARB", 0], ["COMB-CARB", -3], ["COMB-CARB", "-3"],
+                         ["COMB-CARB", "0"]])
 
-    assert problems_of(filed) == {("not_positive", "Arrival", "B6")}
+    assert problems_of(filed) == {("not_positive", "Arrival", f"B{row}") for row in range(6, 10)}
 
 
-@pytest.mark.parametrize(("text", "hint"), [("12,5", "12.5"), ("1 000", "1000"),
-                                            ("(5)", "(5)"), ("n/a", "n/a")])
-def test_quantity_text_not_a_number(stocked, tmp_path, text, hint):
-    filed = submit_form(stocked, tmp_path, "Arrival", "Products", ["SKU", "Quantity"],
-                        [["COMB-CARB", text]])
+def test_quantity_text_not_a_number(stocked, tmp_path):
+    texts_and_hints = [("12,5", "12.5"), ("1 000", "1000"), ("(5)", "(5)"), ("n/a", "n/a")]
+    lines = [["COMB-CARB", text] for text, _ in texts_and_hints]
 
-    assert problems_of(filed) == {("not_a_number", "Arrival", "B6")}
-    problem = find_problem(filed.result.problems, "not_a_number")
-    assert problem.value == text
-    assert hint in problem.message
+    filed = submit_form(stocked, tmp_path, "Arrival", "Products", ["SKU", "Quantity"], lines)
+
+    assert problems_of(filed) == {("not_a_number", "Arrival", f"B{row}") for row in range(6, 10)}
+    by_cell = {problem.cell: problem for problem in filed.result.problems}
+    for row, (text, hint) in enumerate(texts_and_hints, start=6):
+        assert by_cell[f"B{row}"].value == text
+        assert hint in by_cell[f"B{row}"].message
 
 
 def test_quantity_plain_text_number_applied(stocked, tmp_path):
@@ -423,14 +431,14 @@ def test_write_off_in_write_off_unit(stocked, tmp_path):
     assert rows == [(Decimal("2997"), Decimal("11.988"))]
 
 
-@pytest.mark.parametrize("unit", ["pcs", "PCS", None])
-def test_sale_unit_or_empty_unit(stocked, tmp_path, unit):
+def test_sale_unit_or_empty_unit(stocked, tmp_path):
     filed = submit_form(stocked, tmp_path, "Arrival", "Products", ["SKU", "Quantity", "Unit"],
-                        [["SH-ARG-250", 2, unit]])
+                        [["SH-ARG-250", 2, "pcs"], ["SH-ARG-250", 2, "PCS"],
+                         ["SH-ARG-250", 2, None]])
 
     assert_applied(filed)
-    rows = query(stocked, "SELECT base_quantity FROM stock_balance WHERE sku = 'SH-ARG-250'")
-    assert rows == [(Decimal(500),)]
+    rows = query(stocked, "SELECT base_quantity FROM operation_lines ORDER BY line_no")
+    assert rows == [(Decimal(500),)] * 3
 
 
 def test_write_off_unit_case_ignored(stocked, tmp_path):
@@ -453,7 +461,8 @@ def test_unknown_unit_at_unit_cell(stocked, tmp_path):
 
 def test_negative_cost_at_cell(stocked, tmp_path):
     filed = submit_form(stocked, tmp_path, "Arrival", "Products",
-                        ["SKU", "Quantity", "Unit cost"], [["COMB-CARB", 1, 0], ["COMB-CARB", 1, -2]])
+                        ["SKU", "Quantity", "Unit cost"],
+                        [["COMB-CARB", 1, 0], ["COMB-CARB", 1, -2]])
 
     assert problems_of(filed) == {("negative_price", "Arrival", "C7")}
 
@@ -474,45 +483,52 @@ def test_price_too_many_decimals(stocked, tmp_path):
     assert problems_of(filed) == {("too_many_decimals", "Arrival", "C6")}
 
 
-@pytest.mark.parametrize("discount", [150, -5, "100.5"])
-def test_discount_out_of_range(stocked, tmp_path, discount):
+def test_discount_out_of_range(stocked, tmp_path):
     arrive(stocked, tmp_path, [["COMB-CARB", 5]])
 
     filed = submit_form(stocked, tmp_path, "Sale", "Products",
                         ["SKU", "Quantity", "Price", "Discount %"],
-                        [["COMB-CARB", 1, 6.5, discount]], date="2026-11-05")
+                        [["COMB-CARB", 1, 6.5, 150], ["COMB-CARB", 1, 6.5, -5],
+                         ["COMB-CARB", 1, 6.5, "100.5"]], date="2026-11-05")
 
-    assert problems_of(filed) == {("discount_out_of_range", "Sale", "D6")}
+    assert problems_of(filed) == {("discount_out_of_range", "Sale", f"D{row}")
+                                  for row in range(6, 9)}
 
 
-@pytest.mark.parametrize("discount", [0, 100, 15])
-def test_discount_bounds_accepted(stocked, tmp_path, discount):
+def test_discount_bounds_accepted(stocked, tmp_path):
     arrive(stocked, tmp_path, [["COMB-CARB", 5]])
 
     filed = submit_form(stocked, tmp_path, "Sale", "Products",
                         ["SKU", "Quantity", "Price", "Discount"],
-                        [["COMB-CARB", 1, 6.5, discount]], date="2026-11-05")
+                        [["COMB-CARB", 1, 6.5, 0], ["COMB-CARB", 1, 6.5, 100],
+                         ["COMB-CARB", 1, 6.5, 15]], date="2026-11-05")
+
+    assert_applied(filed)
+    rows = query(stocked, "SELECT subtotal FROM operation_lines WHERE operation_type = 'sale' "
+                          "ORDER BY line_no")
+    assert rows == [(Decimal("6.5"),), (Decimal(0),), (Decimal("5.525"),)]
+
+
+def test_subtotal_within_one_cent(stocked, tmp_path):
+    subtotals = [113.4, 113.41, 113.39, "113.40"]
+
+    filed = submit_form(stocked, tmp_path, "Arrival", "Products",
+                        ["SKU", "Quantity", "Unit cost", "Subtotal"],
+                        [["SH-ARG-250", 12, 9.45, subtotal] for subtotal in subtotals])
 
     assert_applied(filed)
 
 
-@pytest.mark.parametrize("subtotal", [113.4, 113.41, 113.39, "113.40"])
-def test_subtotal_within_one_cent(stocked, tmp_path, subtotal):
+def test_subtotal_mismatch_at_cell(stocked, tmp_path):
+    subtotals = [113.42, 113.38, 11.34]
+
     filed = submit_form(stocked, tmp_path, "Arrival", "Products",
                         ["SKU", "Quantity", "Unit cost", "Subtotal"],
-                        [["SH-ARG-250", 12, 9.45, subtotal]])
+                        [["SH-ARG-250", 12, 9.45, subtotal] for subtotal in subtotals])
 
-    assert_applied(filed)
-
-
-@pytest.mark.parametrize("subtotal", [113.42, 113.38, 11.34])
-def test_subtotal_mismatch_at_cell(stocked, tmp_path, subtotal):
-    filed = submit_form(stocked, tmp_path, "Arrival", "Products",
-                        ["SKU", "Quantity", "Unit cost", "Subtotal"],
-                        [["SH-ARG-250", 12, 9.45, subtotal]])
-
-    assert problems_of(filed) == {("subtotal_mismatch", "Arrival", "D6")}
-    assert "113.40" in find_problem(filed.result.problems, "subtotal_mismatch").message
+    assert problems_of(filed) == {("subtotal_mismatch", "Arrival", f"D{row}")
+                                  for row in range(6, 9)}
+    assert all("113.40" in problem.message for problem in filed.result.problems)
 
 
 def test_subtotal_with_discount(stocked, tmp_path):
@@ -586,23 +602,24 @@ def test_impossible_dotted_date_invalid(stocked, tmp_path):
     assert problems_of(filed) == {("invalid_date", "Arrival", "B2")}
 
 
-@pytest.mark.parametrize(
-    ("date", "stored"),
-    [
+def test_date_forms_accepted(stocked, tmp_path):
+    dates = [
         (dt.datetime(2026, 11, 3, 14, 30), "2026-11-03 14:30:00"),
-        (dt.date(2026, 11, 3), "2026-11-03 00:00:00"),
-        ("2026-11-03", "2026-11-03 00:00:00"),
-        ("2026-11-03 14:30", "2026-11-03 14:30:00"),
-        ("03.11.2026", "2026-11-03 00:00:00"),
-        ("03.11.2026 14:30", "2026-11-03 14:30:00"),
-    ],
-)
-def test_date_forms_accepted(stocked, tmp_path, date, stored):
-    filed = submit_form(stocked, tmp_path, "Arrival", "Products", ["SKU", "Quantity"],
-                        [["COMB-CARB", 1]], date=date)
+        (dt.date(2026, 11, 4), "2026-11-04 00:00:00"),
+        ("2026-11-05", "2026-11-05 00:00:00"),
+        ("2026-11-06 14:30", "2026-11-06 14:30:00"),
+        ("07.11.2026", "2026-11-07 00:00:00"),
+        ("08.11.2026 14:30", "2026-11-08 14:30:00"),
+    ]
+    sheets = {f"Sheet{index}": form_rows("Arrival", "Products", ["SKU", "Quantity"],
+                                         [["COMB-CARB", 1]], date=date)
+              for index, (date, _) in enumerate(dates)}
+
+    filed = submit(stocked, write_rows(tmp_path / "dates.xlsx", sheets))
 
     assert_applied(filed)
-    assert query(stocked, "SELECT occurred_at::VARCHAR FROM operations") == [(stored,)]
+    stored = query(stocked, "SELECT occurred_at::VARCHAR FROM operations ORDER BY operation_id")
+    assert stored == [(text,) for _, text in dates]
 
 
 def test_missing_date_defaults_to_processing_time(stocked, tmp_path):
@@ -643,6 +660,28 @@ def test_back_dated_sale_breaks_later_balance(stocked, tmp_path):
     message = find_problem(filed.result.problems, "insufficient_stock").message
     assert {"5", "2", "3"} <= numbers_in(message)
     assert balance(stocked, "Products", "COMB-CARB") == 2
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline.stock_problems states as requested the sum "
+                   "of every line of the batch that takes the product, not the quantity of the "
+                   "line it points at, so the available quantity is wrong too")
+def test_insufficient_stock_counts_only_its_line(stocked, tmp_path):
+    arrive(stocked, tmp_path, [["COMB-CARB", 10]], date="2026-11-02 10:00")
+    existing = submit_form(stocked, tmp_path, "Sale", "Products", ["SKU", "Quantity"],
+                           [["COMB-CARB", 4]], sheet="Existing", date="2026-11-04 12:00")
+    assert_applied(existing)
+    sheets = {
+        "Early": form_rows("Sale", "Products", ["SKU", "Quantity"], [["COMB-CARB", 5]],
+                           date="2026-11-03 12:00"),
+        "Late": form_rows("Sale", "Products", ["SKU", "Quantity"], [["COMB-CARB", 5]],
+                          date="2026-11-05 12:00"),
+    }
+
+    filed = submit(stocked, write_rows(tmp_path / "two-sales.xlsx", sheets))
+
+    assert problems_of(filed) == {("insufficient_stock", "Late", "B6")}
+    message = find_problem(filed.result.problems, "insufficient_stock").message
+    assert {"5", "1", "4"} <= numbers_in(message)
 
 
 def test_write_off_beyond_stock_in_write_off_units(stocked, tmp_path):
