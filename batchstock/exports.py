@@ -246,6 +246,9 @@ def select_operations(con: duckdb.DuckDBPyConnection, scope: ExportScope,
         filters += (" AND (list_contains($storages, v.storage_id)"
                     " OR list_contains($storages, v.to_storage_id))")
         parameters["storages"] = list(scope.storage_ids)
+    # DuckDB draws a progress bar on stdout for queries past two seconds, and the CLI
+    # draws its own.
+    con.execute("SET enable_progress_bar = false")
     con.execute(_OPERATIONS_SQL.format(filters=filters), parameters)
     return con.execute("SELECT coalesce(sum(line_count), 0) FROM export_scope").fetchall()[0][0]
 

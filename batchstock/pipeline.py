@@ -268,8 +268,11 @@ def _insert_all(con, stamp, operations, plan, catalogue, allow_negative):
     if allow_negative:
         return ids, changes, []
     problems = stock_problems(con, stamp.batch_id, operations, catalogue, stamp.file_name)
-    problems += edits.change_stock_problems(con, stamp.batch_id, plan, operations, catalogue,
-                                            stamp.file_name)
+    if plan.changes_ledger:
+        # Without edits or cancellations there is no change to blame a shortfall on, and
+        # skipping the call saves a second run of the shortfall query.
+        problems += edits.change_stock_problems(con, stamp.batch_id, plan, operations,
+                                                catalogue, stamp.file_name)
     return ids, changes, problems
 
 
@@ -365,11 +368,14 @@ def stock_problems(con, batch_id: int, operations: list[Operation], catalogue: C
         ]
         if not taking:
             continue
+        taking.sort(key=lambda pair: pair[0].occurred_at)
         before = [pair for pair in taking if pair[0].occurred_at <= shortfall.occurred_at]
         op, line = (before or taking)[-1]
-        requested = sum((ln.base_quantity for _, ln in taking), Decimal(0))
-        gap = -shortfall.balance
-        available = requested - gap
+        # The lowest balance is reached right after this line, so the line found this much
+        # in stock; earlier lines may already have emptied it.
+        requested = line.base_quantity
+        available = max(requested + shortfall.balance, Decimal(0))
+        gap = requested - available
         cell = line.source.cells.get("quantity") if line.source else None
         problems.append(
             Problem(

@@ -51,6 +51,7 @@ LIBRARIES = ("duckdb", "polars", "pandera", "openpyxl", "xlsxwriter", "python-ca
              "fastexcel", "watchfiles")
 TARGET_MS_PER_FILE = 100.0
 TARGET_WATCH_SECONDS = 1.0
+IDLE_PAUSE_SECONDS = 1.0  # between two drops in the watch phase
 SUBMITTER = "bench"
 
 
@@ -293,32 +294,41 @@ def clone_workspace(seed: Path, root: Path):
 # --- worker a: the backlog -----------------------------------------------------------------
 
 def run_backlog(seed: Path, root: Path, files: list[Path]) -> dict:
-    """Process `files` in one pass of one process; time each file and sample RSS after it."""
+    """Process `files` in one pass of one process; time each file and sample RSS after it.
+
+    The RSS samples and DuckDB's own memory count (`duckdb_memory()`) are taken between
+    files and kept out of the per-file times.
+    """
+    from batchstock import ledger
     from batchstock.watcher import run_pass
 
     workspace = clone_workspace(seed, root)
     drop_files(workspace.inbox, files)
-    baseline = rss_mb()
-    per_file_ms: list[float] = []
-    rss_after: list[float] = []
+    connections = []
+    connect = ledger.connect
+    ledger.connect = lambda *args, **kwargs: connections.append(connect(*args, **kwargs)) \
+        or connections[-1]
+    samples: dict[str, list[float]] = {"per_file_ms": [], "rss_after_file_mb": [],
+                                       "duckdb_after_file_mb": []}
     statuses: Counter = Counter()
-    last = time.perf_counter()
+    baseline = rss_mb()
+    last = started = time.perf_counter()
 
     def on_file(filed) -> None:
         nonlocal last
-        now = time.perf_counter()
-        per_file_ms.append((now - last) * 1000)
-        rss_after.append(rss_mb())
+        samples["per_file_ms"].append((time.perf_counter() - last) * 1000)
+        samples["rss_after_file_mb"].append(rss_mb())
+        samples["duckdb_after_file_mb"].append(connections[-1].execute(
+            "SELECT coalesce(sum(memory_usage_bytes), 0) / 2**20 FROM duckdb_memory()"
+        ).fetchall()[0][0])
         statuses[filed.result.status] += 1
-        last = now
+        last = time.perf_counter()
 
-    started = last
     run_pass(workspace, on_file=on_file)
     return {
         "files": len(files), "statuses": dict(statuses),
         "pass_seconds": time.perf_counter() - started,
-        "per_file_ms": per_file_ms, "rss_after_file_mb": rss_after,
-        "rss_before_mb": baseline, "peak_rss_mb": peak_rss_mb(),
+        "rss_before_mb": baseline, "peak_rss_mb": peak_rss_mb(), **samples,
     }
 
 
@@ -329,13 +339,18 @@ class StageClock:
 
     Wrapping replaces the module attribute that the caller looks up at call time, so the
     pipeline runs its normal path. Nested stages overlap, and `stage_split` subtracts them.
+    A function that no longer exists is listed in `missing` and its stage stays at zero.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.missing: list[str] = []
 
     def wrap(self, owner: object, attribute: str, stage: str) -> None:
-        original = getattr(owner, attribute)
+        original = getattr(owner, attribute, None)
+        if original is None:
+            self.missing.append(f"{owner.__name__}.{attribute}")
+            return
 
         def timed(*args, **kwargs):
             started = time.perf_counter()
@@ -347,37 +362,49 @@ class StageClock:
         setattr(owner, attribute, timed)
 
 
+# (module, function, stage): the functions the pipeline calls for each stage.
+STAGE_FUNCTIONS = (
+    ("ledger", "connect", "connect"),
+    ("inbox", "process_batch", "pipeline"),
+    ("pipeline", "read_workbook", "read"),
+    ("pipeline", "_read_drafts", "sheets"),
+    ("ledger", "load_catalogue", "catalogue"),
+    ("pipeline", "_check_drafts", "validate"),
+    ("validate", "check_lines", "pandera"),
+    ("pipeline", "_apply", "apply"),
+    ("ledger", "insert_operations", "insert"),
+    ("ledger", "refresh_costs", "cost refresh"),
+    ("pipeline", "stock_problems", "stock check"),
+    ("edits", "change_stock_problems", "stock check"),
+    ("inbox", "file_outcome", "file outcome"),
+    ("inbox", "write_result_workbook", "result workbook"),
+)
+
+
 def install_stage_clock() -> StageClock:
-    from batchstock import inbox, ledger, pipeline, validate
+    import importlib
 
     clock = StageClock()
-    clock.wrap(ledger, "connect", "connect")
-    clock.wrap(inbox, "process_batch", "pipeline")
-    clock.wrap(pipeline, "read_workbook", "read")
-    clock.wrap(pipeline, "read_sheet", "sheets")
-    clock.wrap(ledger, "load_catalogue", "catalogue")
-    clock.wrap(pipeline, "validate_drafts", "validate")
-    clock.wrap(validate, "check_lines", "pandera")
-    clock.wrap(ledger, "insert_operations", "insert")
-    clock.wrap(pipeline, "stock_problems", "stock check")
-    clock.wrap(inbox, "file_outcome", "file outcome")
-    clock.wrap(inbox, "write_result_workbook", "result workbook")
+    for module, function, stage in STAGE_FUNCTIONS:
+        clock.wrap(importlib.import_module(f"batchstock.{module}"), function, stage)
     return clock
 
 
 def stage_split(seconds: dict[str, float], total: float) -> dict[str, float]:
     """Turn overlapping wrapper totals into exclusive stages, in milliseconds."""
     validate = seconds["catalogue"] + seconds["validate"]
-    inner = seconds["read"] + seconds["sheets"] + validate
+    named = seconds["read"] + seconds["sheets"] + validate + seconds["apply"]
     split = {
         "read": seconds["read"],
         "sheets": seconds["sheets"],
         "validate": validate,
         "  of which catalogue load": seconds["catalogue"],
         "  of which pandera": seconds["pandera"],
-        "apply": seconds["pipeline"] - inner,
+        "apply": seconds["apply"],
         "  of which insert operations": seconds["insert"],
+        "    of which cost refresh": seconds["cost refresh"],
         "  of which stock check": seconds["stock check"],
+        "other pipeline steps": seconds["pipeline"] - named,
         "result workbook": seconds["result workbook"],
         "filing": seconds["file outcome"] - seconds["result workbook"],
         "pass overhead": total - seconds["pipeline"] - seconds["file outcome"],
@@ -387,15 +414,26 @@ def stage_split(seconds: dict[str, float], total: float) -> dict[str, float]:
     return {name: value * 1000 for name, value in split.items()}
 
 
-def run_stages(seed: Path, root: Path, files: list[Path], warm_up: int) -> dict:
-    """Apply `files` one pass each, as `watch` does, and split the measured ones by stage."""
+def run_stages(seed: Path, root: Path, files: list[Path], warm_up: int,
+               profile: Path | None = None) -> dict:
+    """Apply `files` one pass each, as `watch` does, and split the measured ones by stage.
+
+    With `profile`, pyinstrument records the measured passes and writes its text report
+    there. Its overhead inflates the stage times of that run.
+    """
     from batchstock.watcher import run_pass
 
     workspace = clone_workspace(seed, root)
     clock = install_stage_clock()
+    profiler = None
     samples: list[dict[str, float]] = []
     statuses: Counter = Counter()
     for index, path in enumerate(files):
+        if profile is not None and index == warm_up:
+            from pyinstrument import Profiler
+
+            profiler = Profiler()
+            profiler.start()
         drop_files(workspace.inbox, [path])
         clock.seconds.clear()
         started = time.perf_counter()
@@ -404,8 +442,12 @@ def run_stages(seed: Path, root: Path, files: list[Path], warm_up: int) -> dict:
         statuses.update(f.result.status for f in report.filed)
         if index >= warm_up:
             samples.append(stage_split(clock.seconds, total))
+    if profiler is not None:
+        profiler.stop()
+        profile.write_text(profiler.output_text(unicode=True, color=False))
     return {"files": len(files), "warm_up": warm_up, "statuses": dict(statuses),
-            "samples_ms": samples, "peak_rss_mb": peak_rss_mb()}
+            "samples_ms": samples, "not_measured": clock.missing,
+            "peak_rss_mb": peak_rss_mb()}
 
 
 # --- worker c: readers alone ---------------------------------------------------------------
@@ -484,7 +526,9 @@ def run_worker(kind: str, job_file: Path) -> None:
     if kind == "backlog":
         outcome = run_backlog(Path(job["seed"]), Path(job["root"]), files)
     elif kind == "stages":
-        outcome = run_stages(Path(job["seed"]), Path(job["root"]), files, job["warm_up"])
+        profile = Path(job["profile"]) if job.get("profile") else None
+        outcome = run_stages(Path(job["seed"]), Path(job["root"]), files, job["warm_up"],
+                             profile)
     else:
         outcome = run_readers(files, job["repeats"])
     print(json.dumps(outcome))
@@ -492,7 +536,7 @@ def run_worker(kind: str, job_file: Path) -> None:
 
 def call_worker(kind: str, job: dict, folder: Path) -> dict:
     """Run one phase in a fresh interpreter and return the JSON it prints."""
-    job_file = folder / f"job-{kind}-{len(job['files'])}.json"
+    job_file = folder / f"job-{Path(job['root']).name}.json"
     job_file.write_text(json.dumps(job))
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(job_file)],
@@ -523,7 +567,12 @@ def measure_watch(seed: Path, root: Path, files: list[Path],
     )
     try:
         _wait_for_log_line(process, "watching", timeout=60)
-        latencies = [_drop_and_wait(workspace, path) for path in files]
+        latencies = []
+        for path in files:
+            # NOTE: the pause lets the watcher finish its pass and wait for events again.
+            # A file dropped while a pass is ending waits for the next poll (2 s by default).
+            time.sleep(IDLE_PAUSE_SECONDS)
+            latencies.append(_drop_and_wait(workspace, path))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -639,12 +688,16 @@ def render_table(results: dict) -> str:
         f"    peak RSS, {backlog['files']:>4} files            {backlog['peak_rss_mb']:8.1f} MB"
         f"   (ratio {s['peak_rss_growth_ratio']:.2f})",
         f"    RSS before the pass             {backlog['rss_before_mb']:8.1f} MB",
+        f"    RSS after the last file         {backlog['rss_after_file_mb'][-1]:8.1f} MB"
+        f"   (DuckDB's own count {backlog['duckdb_after_file_mb'][-1]:.1f} MB)",
         f"    catalogue import (setup, once)  {results['catalogue_import_seconds']:8.2f} s",
         "",
         f"(b) one file per pass, by stage, median of {len(results['stages']['samples_ms'])}",
     ]
     for name, value in s["single_file_stages_median_ms"].items():
         rows.append(f"    {name:<32}{value:8.1f} ms")
+    for name in results["stages"]["not_measured"]:
+        rows.append(f"    not measured: {name} no longer exists")
     rows += ["", f"(c) reading only, median per file over {results['readers']['files']} files"]
     for name, value in sorted(s["reader_median_ms"].items(), key=lambda item: item[1]):
         ratio = value / s["reader_median_ms"][s["fastest_reader"]]
@@ -671,6 +724,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=2026, help="seed of the generated data")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="folder for ingest.json and ingest.txt (default bench/results)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the single-file passes with pyinstrument into "
+                             "ingest-profile.txt (a separate run, so the table stays clean)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary folder with the workbooks and workspaces")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "JOB"), help=argparse.SUPPRESS)
@@ -705,8 +761,14 @@ def run_phases(arguments: argparse.Namespace, folder: Path) -> dict:
     results["backlog"] = call_worker("backlog", job("backlog", files), folder)
     results["readers"] = call_worker(
         "readers", job("readers", files[:20], repeats=repeats), folder)
-    results["stages"] = call_worker(
-        "stages", job("stages", files[:1 + min(repeats, len(files) - 1)], warm_up=1), folder)
+    single = files[:1 + min(repeats, len(files) - 1)]
+    results["stages"] = call_worker("stages", job("stages", single, warm_up=1), folder)
+    if arguments.profile:
+        arguments.out.mkdir(parents=True, exist_ok=True)
+        profile = arguments.out / "ingest-profile.txt"
+        call_worker("stages", job("stages-profiled", single, warm_up=1, profile=str(profile)),
+                    folder)
+        results["profile"] = str(profile)
     arrivals = [p for p, t in zip(files, generated.types) if t == "arrival"][:repeats]
     results["watch"] = [
         measure_watch(seed, folder / f"watch-{settle}", arrivals, settle)

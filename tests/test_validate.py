@@ -662,9 +662,6 @@ def test_back_dated_sale_breaks_later_balance(stocked, tmp_path):
     assert balance(stocked, "Products", "COMB-CARB") == 2
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline.stock_problems states as requested the sum "
-                   "of every line of the batch that takes the product, not the quantity of the "
-                   "line it points at, so the available quantity is wrong too")
 def test_insufficient_stock_counts_only_its_line(stocked, tmp_path):
     arrive(stocked, tmp_path, [["COMB-CARB", 10]], date="2026-11-02 10:00")
     existing = submit_form(stocked, tmp_path, "Sale", "Products", ["SKU", "Quantity"],
