@@ -5,8 +5,13 @@ Modules in data-flow order:
 - `core`: data model shared by all stages (Problem, Cell, drafts, Operation, Catalogue).
 - `config`: the workspace folder and `batchstock.toml`. `access`: rights per user.
 - `inbox`: finding, claiming and filing dropped files; the data-log manifest.
+  `journal`: each claimed file's recorded state, for finishing after a crash.
+  `snapshot`: the accountants' read-only copy of the ledger.
 - `watcher`: one pass over the inbox (`process`) or a loop (`watch`).
 - `pipeline`: one batch from file to ledger and result.
+- `guard`: checks of a file before any parser reads it (type, zip bomb, XML entities,
+  limits). `sheetfacts`: what a worksheet's XML holds beyond its values (hidden rows,
+  merges, formulas without values, error cells).
 - `workbook`: reading xlsx cells (calamine).
 - `sheets`: finding operations in the form and table layouts.
 - `values`: converting cells to text, Decimal and date-time.

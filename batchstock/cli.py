@@ -131,7 +131,11 @@ def process(workspace_dir: str | None, as_json: bool) -> None:
             )
     except BatchstockError as error:
         _fail(error)
-    if not report.filed and not as_json:
+    for path in report.waiting:
+        if not as_json:
+            click.echo(f"waiting   {path.relative_to(workspace.root)}: still being copied or "
+                       "cut off; run again later")
+    if not report.filed and not report.waiting and not as_json:
         click.echo("The inbox is empty.")
     sys.exit(0 if report.all_applied else EXIT_PROBLEMS)
 

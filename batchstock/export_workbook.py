@@ -2,7 +2,7 @@
 
 xlsxwriter's constant_memory mode writes each finished row to a temporary file, so memory
 stays flat however many rows an export has. Rows must arrive in sheet order, and the paged
-query in `exports` delivers them so. A sheet holds at most 1,048,575 data rows under its header
+query in `exports` delivers them so. A sheet has room for 1,048,575 data rows under its header
 (the Excel row limit), so longer exports continue on `Lines 2`, `Lines 3` and so on. The
 summary sheet comes first in the workbook but is written last, once the row count is known.
 """
@@ -130,7 +130,7 @@ def write_export_workbook(path: Path, pages: Iterable[list[tuple]],
     `pages` yield rows holding one value per entry of COLUMNS. `summary` contains the label
     and value rows of the Summary sheet, to which the row count and sheet names are added.
     `progress` is called with (rows written, total) after each page. The workbook is
-    written under a temporary name beside `path` and renamed, so `path` never holds a
+    written under a temporary name beside `path` and renamed, so `path` never contains a
     partly written file; xlsxwriter's row files go to the folder `scratch`.
     """
     columns = [i for i, column in enumerate(COLUMNS) if cost_columns or not column.cost]

@@ -24,7 +24,7 @@ from batchstock.access import Rights, rights_for
 from batchstock.config import Workspace
 from batchstock.core import OPERATION_TYPES
 from batchstock.datalog import get_entry
-from batchstock.export_workbook import COLUMNS, write_export_workbook
+from batchstock.export_workbook import write_export_workbook
 from batchstock.inbox import file_sha256, now_in_zone, register_file, unique_path
 
 log = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def select_operations(con: duckdb.DuckDBPyConnection, scope: ExportScope,
 def iterate_rows(con: duckdb.DuckDBPyConnection, position: int, total: int,
                  page_rows: int | None = None) -> Iterator[list[tuple]]:
     """Yield the lines of the operations in `export_scope` in pages, ordered by date,
-    operation and line, each row holding the values of COLUMNS.
+    operation and line, each row holding the values of `export_workbook.COLUMNS`.
 
     A page contains the operations whose first line falls in it, so it may run past
     `page_rows` by up to one operation's lines. Only one page is ever in memory.
@@ -271,7 +271,7 @@ def iterate_rows(con: duckdb.DuckDBPyConnection, position: int, total: int,
 
 
 def _shape(row: tuple) -> tuple:
-    """Turn a query row into the values of COLUMNS, costs and prices in their own columns."""
+    """Turn a query row into the values of `export_workbook.COLUMNS`."""
     (operation_id, line_no, op_type, status, version, occurred_at, storage, to_storage,
      counterparty, document_no, sku, product, quantity, unit, price, discount,
      subtotal) = row

@@ -1,11 +1,11 @@
 """The inbox: find dropped files, claim them, process them, file the originals away.
 
-Every file passes through recorded states (see `journal`). It arrives in `inbox/[user/]`;
-it is claimed by renaming it into `.batchstock/claimed/` (a rename is atomic, so two
-processes never claim one file) and writing its claim record; the ledger applies or
-rejects its batch; its result workbook is written to `outbox/<user>/` under a temporary
-name and renamed; the original moves to `archive/<user>/` or `rejected/<user>/`; a
-data-log row and a manifest line record the result; and the claim record is deleted.
+Every file passes through recorded states (see `journal`). It arrives in `inbox/[user/]`.
+It is claimed by renaming it into `.batchstock/claimed/` and writing its claim record; a
+rename is atomic, so two processes never claim one file. The ledger applies or rejects its
+batch. Its result workbook is written to `outbox/<user>/` under a temporary name and
+renamed, and the original moves to `archive/<user>/` or `rejected/<user>/`. A data-log row
+and a manifest line record the result, and the claim record is deleted.
 
 Each step after the ledger commit is idempotent, so a run interrupted anywhere (kill -9
 included) is finished by the next one: the file is applied once, and ends in the archive

@@ -2,19 +2,19 @@
 
 A file passes through these states. It has *arrived* while it sits in the inbox. It is
 *claimed* when it is renamed into `.batchstock/claimed/` and its claim record is written
-to `.batchstock/journal/<claimed name>.json`, with its SHA-256 and the batch id that the
-ledger will give its batch (batch ids are `max + 1`, and only the process holding the inbox
-lock and the ledger's write lock inserts batches). It is *applied*, *rejected*, a
-*duplicate* or *no change* once the ledger committed its batch; the record then also names
-the result workbook and where the original goes. It is *finished* when the result is
-written, the original moved, and the data log and manifest hold the result; the record is
-then deleted.
+to `.batchstock/journal/<claimed name>.json`. The record has the file's SHA-256 and the
+batch id that the ledger will give its batch: batch ids are `max + 1`, and only the
+process holding the inbox lock and the ledger's write lock inserts batches. It is
+*applied*, *rejected*, a *duplicate* or *no change* once the ledger committed its batch,
+and the record then also names the result workbook and where the original goes. It is
+*finished* when the result is written, the original moved, and the data log and manifest
+hold the result. The record is then deleted.
 
 Every record is written to a temporary name, flushed and renamed, so a crash leaves the
 old state or the new one. After a crash, `find_committed_batch` tells whether the ledger
 committed the batch before the record caught up: the batches row with the expected id, the
 same content and the same file. The next run then rebuilds the result from the ledger
-(`rebuild_outcome`) instead of processing the file again, so a batch whose result was
+(`rebuild_result`) instead of processing the file again, so a batch whose result was
 lost gets its "applied" result and is never reported as a duplicate of itself.
 """
 

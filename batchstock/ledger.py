@@ -198,9 +198,7 @@ def insert_operations(
         },
         schema_overrides={"operation_no": pl.Int32, "version": pl.Int32, "batch_id": pl.Int32},
     )
-    con.register("new_heads", heads)
-    con.execute("INSERT INTO operation_heads SELECT * FROM new_heads")
-    con.unregister("new_heads")
+    insert_frame(con, "operation_heads", heads)
     insert_versions(con, list(zip(numbers, [1] * len(numbers), operations)), stamp)
     log_changes(
         con,
@@ -240,9 +238,7 @@ def insert_versions(
     headers = pl.DataFrame(header_rows, schema=HEADER_SCHEMA, orient="row")
     insert_frame(con, "operation_versions", headers)
     lines = pl.DataFrame(line_rows, schema=LINE_SCHEMA)
-    con.register("new_lines", lines)
-    con.execute("INSERT INTO line_versions SELECT * FROM new_lines")
-    con.unregister("new_lines")
+    insert_frame(con, "line_versions", lines)
     insert_movements(con, [(n, v, op, 1) for n, v, op in versions], stamp, reversal=False)
 
 
@@ -347,9 +343,7 @@ def insert_movements(
         },
         schema=MOVEMENT_SCHEMA,
     )
-    con.register("new_movements", frame)
-    con.execute("INSERT INTO movement_entries SELECT * FROM new_movements")
-    con.unregister("new_movements")
+    insert_frame(con, "movement_entries", frame)
     refresh_costs(con)  # revalue the products these movements touch
 
 

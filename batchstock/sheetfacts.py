@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
-from batchstock.core import Problem, cell_name
+from batchstock.core import Problem, cell_name, column_letter
 
 BLOCK_BYTES = 4 << 20
 # A block is cut before the last row start it contains; a row alone larger than this is
@@ -46,7 +46,7 @@ _SHARED_STRING = re.compile(rb"<(?:\w+:)?si\b[^>]*>(.*?)</(?:\w+:)?si>", re.S)
 
 @dataclass
 class SheetFacts:
-    """What the XML of one worksheet holds, with 1-based rows and columns.
+    """Facts from the XML of one worksheet, with 1-based rows and columns.
 
     `value_rows` counts rows holding at least one value; it stops growing once the scan
     stopped early (`stopped_at_row` is then the row where it stopped). `last_row` and
@@ -84,7 +84,7 @@ def column_number(letters: str) -> int:
 def parse_reference(text: str) -> tuple[int, int] | None:
     """Return (row, column) of an A1 reference such as `C7` or `$C$7`, or None."""
     match = _REFERENCE.fullmatch(text.strip())
-    if match is None:
+    if match is None or int(match.group(2)) < 1:
         return None
     return int(match.group(2)), column_number(match.group(1))
 
@@ -212,7 +212,7 @@ def _all_cells_referenced(block: bytes, prefix: bytes) -> bool:
 
 
 def _iter_cells(block: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """Yield (attributes, content) of each cell that has an end tag, so holds content."""
+    """Yield (attributes, content) of each cell that has an end tag, so has content."""
     start_tag, end_tag = b"<" + prefix + b"c", b"</" + prefix + b"c>"
     previous = 0
     end = block.find(end_tag)
@@ -227,8 +227,11 @@ def _iter_cells(block: bytes, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
 
 
 def _scan_cells(block: bytes, state: _ScanState) -> None:
-    """Visit each row that holds a cell with content; parse its cells one by one only when
-    the row holds a formula, an error, inline text or a reference to an over-long string."""
+    """Visit each row that has a cell with content.
+
+    The cells of a row are parsed one by one only when the row contains a formula, an
+    error, long inline text or a reference to an over-long shared string.
+    """
     prefix = state.prefix
     row_start, row_end = b"<" + prefix + b"row", b"</" + prefix + b"row>"
     end_cell = b"</" + prefix + b"c>"
@@ -298,6 +301,8 @@ def _scan_positionally(block: bytes, state: _ScanState) -> None:
 
 def _record_cell(state: _ScanState, row: int, col: int, attributes: dict[bytes, bytes],
                  inner: bytes) -> None:
+    if row < 1 or col < 1:  # a cell outside any row element, which no reader places
+        return
     facts = state.facts
     kind = attributes.get(b"t", b"n")
     value = _VALUE.search(inner)
@@ -440,19 +445,19 @@ def _hidden_problems(file: str, grid, facts: SheetFacts, area: _Area) -> list[Pr
             continue
         if filtered is not None and filtered[0] < row <= filtered[2]:
             code = "filtered_row"
-            message = (f"row {row} is hidden by a filter and holds data; clear the filter so "
+            message = (f"row {row} is hidden by a filter and contains data; clear the filter so "
                        "every row shows, then drop the file in again")
         else:
             code = "hidden_row"
-            message = (f"row {row} is hidden and holds data; unhide it to have it applied, or "
+            message = (f"row {row} is hidden and contains data; unhide it to have it applied, or "
                        "delete it")
         problems.append(Problem(file, grid.name, cell_name(row, 1), code, message))
     for first, last in facts.hidden_columns:
         for col in sorted(c for c in area.columns if first <= c <= last):
             problems.append(Problem(
                 file, grid.name, cell_name(area.header_row, col), "hidden_column",
-                f"column {cell_name(area.header_row, col).rstrip('0123456789')} of the lines "
-                "table is hidden; unhide it so that every value that is applied can be seen",
+                f"column {column_letter(col)} of the lines table is hidden; unhide it so "
+                "that every value that is applied can be seen",
             ))
     return problems
 

@@ -2,9 +2,9 @@
 
 A pass takes the workspace lock, finishes files an interrupted run had claimed, then
 claims and processes every ready file in the inbox, oldest first. A file is ready when its
-size has stopped changing (`settle_seconds`, watch only) and it does not look cut off; a
+size has stopped changing (`settle_seconds`, watch only) and it does not look cut off. A
 file that looks cut off (empty, or a zip without its closing directory) waits until it has
-been quiet for `incomplete_after_seconds`, and is then processed and rejected as incomplete.
+been quiet for `incomplete_after_seconds`. It is then processed and rejected as incomplete.
 
 `watch` repeats passes when watchfiles reports a change (and every few seconds anyway,
 since a size that is still changing needs another look). SIGTERM and Ctrl-C stop it
@@ -143,7 +143,7 @@ def run_pass(
 
 
 def connect_ledger(workspace: Workspace) -> duckdb.DuckDBPyConnection:
-    """Open the ledger for writing; raise LedgerBusyError when another program holds it."""
+    """Open the ledger for writing; raise LedgerBusyError when another program has it open."""
     try:
         return ledger.connect(workspace.ledger_path)
     except duckdb.IOException as error:

@@ -5,8 +5,8 @@ the password `batchstock user set-password` stored; the session is a signed cook
 data-log page lists entries newest first, filtered by kind, user and date, each with a
 fresh download link. A download link (the one in the export email too) carries a signed
 token naming a data-log entry and its expiry time. A download is allowed to the
-requester and to users with the right download_others, except that an export with cost
-columns goes only to users who may see costs; every download is recorded in the data log.
+requester and to users with the right download_others. An export with cost columns also
+needs the right see_costs. Every download is recorded in the data log.
 
 The app opens the ledger for each request and closes it again, so that `watch` and
 `process` can take it between requests. Settings and rights are read for each request
@@ -258,7 +258,8 @@ async def _add_headers(request: Request, call_next) -> Response:
     try:
         response = await call_next(request)
     except LedgerBusyError as error:
-        log.warning("request %s waited in vain for the ledger: %s", request.url.path, error)
+        log.warning("request %s timed out waiting for the ledger: %s", request.url.path,
+                    error)
         response = Response(f"The ledger is busy: {error}", status_code=503,
                             media_type="text/plain")
     response.headers.update(_HEADERS)

@@ -112,6 +112,8 @@ def read_workbook(path: Path) -> list[SheetGrid]:
 def _restore_error_texts(rows: list[list[Any]], facts: SheetFacts) -> None:
     """Put error texts such as `#N/A` where calamine returned an empty cell."""
     for row, col, error in facts.error_cells:
+        if row < 1 or col < 1:
+            continue
         while len(rows) < row:
             rows.append([])
         cells = rows[row - 1]

@@ -123,15 +123,15 @@ def plan_operations(files: int, lines: int, products: list[BenchProduct],
     for index in range(files):
         occurred_at = FIRST_DATE + dt.timedelta(hours=index)
         document = f"BENCH-{index + 1:05d}"
-        wanted = {5: "sale", 9: "write-off"}.get(index % 10, "arrival")
-        storage = {"sale": "Products", "write-off": "Consumables"}.get(wanted)
+        op_type = {5: "sale", 9: "write-off"}.get(index % 10, "arrival")
+        storage = {"sale": "Products", "write-off": "Consumables"}.get(op_type)
         stocked = [p for p in products if stock[storage][p.sku] >= p.equals] if storage else []
         if len(stocked) < lines:
-            wanted, storage = "arrival", ("Products", "Consumables")[index % 2]
-        operation = PlannedOperation(wanted, occurred_at, storage, document)
-        chosen = rng.sample(products if wanted == "arrival" else stocked, lines)
+            op_type, storage = "arrival", ("Products", "Consumables")[index % 2]
+        operation = PlannedOperation(op_type, occurred_at, storage, document)
+        chosen = rng.sample(products if op_type == "arrival" else stocked, lines)
         for product in chosen:
-            operation.lines.append(_plan_line(wanted, product, stock[storage], rng))
+            operation.lines.append(_plan_line(op_type, product, stock[storage], rng))
         operations.append(operation)
     return operations
 
@@ -284,7 +284,7 @@ def prepare_workspace(root: Path, catalogue: Path) -> float:
 
 
 def clone_workspace(seed: Path, root: Path):
-    """Copy the workspace that holds the imported catalogue, so each phase starts alike."""
+    """Copy the workspace that contains the imported catalogue, so each phase starts alike."""
     from batchstock.config import open_workspace
 
     shutil.copytree(seed, root)
@@ -308,21 +308,23 @@ def run_backlog(seed: Path, root: Path, files: list[Path]) -> dict:
     connect = ledger.connect
     ledger.connect = lambda *args, **kwargs: connections.append(connect(*args, **kwargs)) \
         or connections[-1]
-    samples: dict[str, list[float]] = {"per_file_ms": [], "rss_after_file_mb": [],
-                                       "duckdb_after_file_mb": []}
+    samples: dict[str, list[float]] = {"per_file_ms": [], "cpu_per_file_ms": [],
+                                       "rss_after_file_mb": [], "duckdb_after_file_mb": []}
     statuses: Counter = Counter()
     baseline = rss_mb()
     last = started = time.perf_counter()
+    last_cpu = time.process_time()
 
     def on_file(filed) -> None:
-        nonlocal last
+        nonlocal last, last_cpu
         samples["per_file_ms"].append((time.perf_counter() - last) * 1000)
+        samples["cpu_per_file_ms"].append((time.process_time() - last_cpu) * 1000)
         samples["rss_after_file_mb"].append(rss_mb())
         samples["duckdb_after_file_mb"].append(connections[-1].execute(
             "SELECT coalesce(sum(memory_usage_bytes), 0) / 2**20 FROM duckdb_memory()"
         ).fetchall()[0][0])
         statuses[filed.result.status] += 1
-        last = time.perf_counter()
+        last, last_cpu = time.perf_counter(), time.process_time()
 
     run_pass(workspace, on_file=on_file)
     return {
@@ -639,7 +641,8 @@ def machine_description() -> dict[str, str]:
         pass
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpus": str(os.cpu_count()), "cpu_model": model,
-            "memory_gib": f"{memory_gib:.1f}", "system": platform.platform()}
+            "memory_gib": f"{memory_gib:.1f}", "system": platform.platform(),
+            "load_average_1_5_15_min": " ".join(f"{v:.2f}" for v in os.getloadavg())}
 
 
 def summarise(results: dict) -> dict:
@@ -656,6 +659,7 @@ def summarise(results: dict) -> dict:
     return {
         "backlog_median_ms": median(per_file),
         "backlog_p90_ms": percentile(per_file, 0.9),
+        "backlog_cpu_median_ms": median(backlog["cpu_per_file_ms"]),
         "backlog_first_quarter_median_ms": median(per_file[:quarter]),
         "backlog_last_quarter_median_ms": median(per_file[-quarter:]),
         "peak_rss_mb": {str(small["files"]): small["peak_rss_mb"],
@@ -677,11 +681,15 @@ def render_table(results: dict) -> str:
     rows = [
         f"batchstock ingest benchmark, {results['date']}: {backlog['files']} files of "
         f"{results['parameters']['lines']} lines, {results['parameters']['repeats']} repeats",
+        f"load average (1, 5, 15 min) at start {results['machine']['load_average_1_5_15_min']},"
+        f" at end {results['load_average_at_end']}, on {results['machine']['cpus']} CPUs",
         "",
         f"(a) backlog in one process           {backlog['statuses']}",
         f"    time per file, median           {s['backlog_median_ms']:8.1f} ms"
         f"   (goal {TARGET_MS_PER_FILE:.0f} ms)",
         f"    time per file, p90              {s['backlog_p90_ms']:8.1f} ms",
+        f"    CPU time per file, median       {s['backlog_cpu_median_ms']:8.1f} ms"
+        "   (all threads of the process)",
         f"    median, first / last quarter    {s['backlog_first_quarter_median_ms']:8.1f} /"
         f" {s['backlog_last_quarter_median_ms']:.1f} ms",
         f"    peak RSS, {small['files']:>4} files            {small['peak_rss_mb']:8.1f} MB",
@@ -783,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         run_worker(arguments.worker[0], Path(arguments.worker[1]))
         return 0
     folder = Path(tempfile.mkdtemp(prefix="batchstock-bench-"))
+    machine_at_start = machine_description()
     try:
         results = run_phases(arguments, folder)
     finally:
@@ -794,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "parameters": {k: v for k, v in vars(arguments).items() if k not in ("out", "worker")},
-        "machine": machine_description(), "versions": library_versions(),
+        "machine": machine_at_start, "versions": library_versions(),
+        "load_average_at_end": machine_description()["load_average_1_5_15_min"],
     })
     results["summary"] = summarise(results)
     table = render_table(results)

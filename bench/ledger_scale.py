@@ -55,12 +55,8 @@ TYPE_CASE = """CASE WHEN n % 100 < 60 THEN 'sale' WHEN n % 100 < 75 THEN 'arriva
 MOVEMENTS_PER_OPERATION = LINES_PER_OPERATION * (0.85 + 2 * 0.15)
 
 
-def generation_sql(products: int, storages: int, years: int, operations: int) -> list[str]:
-    """Return the statements that fill an empty, migrated ledger. `operations` is the
-    number of operations after the opening arrivals."""
-    seconds = years * 365 * 86400
-    blocks = -(-products // LINES_PER_OPERATION)
-    opening_ops = storages * blocks
+def catalogue_sql(products: int, storages: int) -> list[str]:
+    """Return the statements that replace the storages and add products and one batch."""
     return [
         "DELETE FROM storages",
         f"""INSERT INTO storages SELECT i, printf('Storage %02d', i), 'sale', NULL
@@ -72,14 +68,27 @@ def generation_sql(products: int, storages: int, years: int, operations: int) ->
             FROM range(1, {products + 1}) t(i)""",
         f"""INSERT INTO batches VALUES (1, 'generated', 'bench', 'generated', 'operations',
             NULL, TIMESTAMP '{START}', 'applied', 0, NULL)""",
-        # Opening operations: one per storage and block of 10 products, the day before.
+    ]
+
+
+def draft_sql(products: int, storages: int, years: int, operations: int) -> list[str]:
+    """Return the statements that fill the temporary tables `gen_ops` and `gen_lines`.
+
+    The opening operations come first, one per storage and block of 10 products, the day
+    before START. `operations` is the number of operations after them.
+    """
+    seconds = years * 365 * 86400
+    blocks = -(-products // LINES_PER_OPERATION)
+    opening_ops = storages * blocks
+    return [
         f"""CREATE TEMP TABLE gen_ops AS
             SELECT n, 'arrival' AS type, (n - 1) // {blocks} + 1 AS storage_id,
-                NULL::INTEGER AS to_storage_id, TIMESTAMP '{START}' - INTERVAL 1 DAY AS occurred_at
+                NULL::INTEGER AS to_storage_id,
+                TIMESTAMP '{START}' - INTERVAL 1 DAY AS occurred_at
             FROM range(1, {opening_ops + 1}) t(n)
             UNION ALL
-            SELECT n, {TYPE_CASE}, hash(n, 'storage') % {storages} + 1,
-                NULL, TIMESTAMP '{START}' + to_seconds(CAST(hash(n, 'time') % {seconds} AS BIGINT))
+            SELECT n, {TYPE_CASE}, hash(n, 'storage') % {storages} + 1, NULL,
+                TIMESTAMP '{START}' + to_seconds(CAST(hash(n, 'time') % {seconds} AS BIGINT))
             FROM range({opening_ops + 1}, {opening_ops + operations + 1}) t(n)""",
         f"""UPDATE gen_ops SET to_storage_id =
                 (storage_id + hash(n, 'to') % {storages - 1}) % {storages} + 1
@@ -96,41 +105,46 @@ def generation_sql(products: int, storages: int, years: int, operations: int) ->
                     ELSE 1 + hash(o.n, l.line_no) % 3 END AS DECIMAL(18,4)) AS quantity
             FROM gen_ops o, range(1, {LINES_PER_OPERATION + 1}) l(line_no)""",
         f"DELETE FROM gen_lines WHERE product_id > {products}",
-        f"""INSERT INTO operation_heads SELECT n, printf('OP-%06d', n), type, 'active', 1, 1,
-            TIMESTAMP '{START}', 'bench' FROM gen_ops""",
-        """INSERT INTO operation_versions SELECT n, 1, occurred_at, storage_id, to_storage_id,
-            NULL, NULL, NULL, NULL, NULL, 1, occurred_at, 'bench', NULL FROM gen_ops""",
-        """INSERT INTO line_versions
-            SELECT n, 1, line_no, product_id, quantity, 'pcs', quantity * equals, price, 0,
-                CAST(quantity * coalesce(price, 0) AS DECIMAL(18,4)), NULL, NULL
-            FROM (
-                SELECT g.*, p.equals, CASE
-                    WHEN g.type = 'arrival' THEN CAST(p.cost_price
-                        * (90 + hash(g.n, g.line_no, 'cost') % 21) * 0.01 AS DECIMAL(18,4))
-                    WHEN g.type = 'sale' THEN p.sale_price END AS price
-                FROM gen_lines g JOIN products p USING (product_id)
-            )""",
-        """INSERT INTO movement_entries
-            SELECT row_number() OVER (ORDER BY n, line_no, kind DESC), n, 1, line_no,
-                storage, product_id, kind, signed, occurred_at, occurred_at, 1, false
-            FROM (
-                SELECT l.*, l.storage_id AS storage,
-                    CASE l.type WHEN 'relocation' THEN 'relocation-out' ELSE l.type END AS kind,
-                    CASE l.type WHEN 'arrival' THEN 1 ELSE -1 END
-                        * l.quantity * p.equals AS signed
-                FROM gen_lines l JOIN products p USING (product_id)
-                UNION ALL
-                SELECT l.*, l.to_storage_id, 'relocation-in', l.quantity * p.equals
-                FROM gen_lines l JOIN products p USING (product_id)
-                WHERE l.type = 'relocation'
-            )""",
-        """INSERT INTO change_log_entries SELECT n, 'operation', printf('OP-%06d', n), 1,
-            'created', 'bench', TIMESTAMP '2026-01-01', 1, 'generated', NULL, NULL, NULL
-            FROM gen_ops""",
-        "DROP TABLE gen_lines",
-        "DROP TABLE gen_ops",
-        "CHECKPOINT",
     ]
+
+
+# Copies the drafts into the ledger's tables, one movement per line and two per relocation.
+LEDGER_SQL = [
+    f"""INSERT INTO operation_heads SELECT n, printf('OP-%06d', n), type, 'active', 1, 1,
+        TIMESTAMP '{START}', 'bench' FROM gen_ops""",
+    """INSERT INTO operation_versions SELECT n, 1, occurred_at, storage_id, to_storage_id,
+        NULL, NULL, NULL, NULL, NULL, 1, occurred_at, 'bench', NULL FROM gen_ops""",
+    """INSERT INTO line_versions
+        SELECT n, 1, line_no, product_id, quantity, 'pcs', quantity * equals, price, 0,
+            CAST(quantity * coalesce(price, 0) AS DECIMAL(18,4)), NULL, NULL
+        FROM (
+            SELECT g.*, p.equals, CASE
+                WHEN g.type = 'arrival' THEN CAST(p.cost_price
+                    * (90 + hash(g.n, g.line_no, 'cost') % 21) * 0.01 AS DECIMAL(18,4))
+                WHEN g.type = 'sale' THEN p.sale_price END AS price
+            FROM gen_lines g JOIN products p USING (product_id)
+        )""",
+    """INSERT INTO movement_entries
+        SELECT row_number() OVER (ORDER BY n, line_no, kind DESC), n, 1, line_no,
+            storage, product_id, kind, signed, occurred_at, occurred_at, 1, false
+        FROM (
+            SELECT l.*, l.storage_id AS storage,
+                CASE l.type WHEN 'relocation' THEN 'relocation-out' ELSE l.type END AS kind,
+                CASE l.type WHEN 'arrival' THEN 1 ELSE -1 END
+                    * l.quantity * p.equals AS signed
+            FROM gen_lines l JOIN products p USING (product_id)
+            UNION ALL
+            SELECT l.*, l.to_storage_id, 'relocation-in', l.quantity * p.equals
+            FROM gen_lines l JOIN products p USING (product_id)
+            WHERE l.type = 'relocation'
+        )""",
+    """INSERT INTO change_log_entries SELECT n, 'operation', printf('OP-%06d', n), 1,
+        'created', 'bench', TIMESTAMP '2026-01-01', 1, 'generated', NULL, NULL, NULL
+        FROM gen_ops""",
+    "DROP TABLE gen_lines",
+    "DROP TABLE gen_ops",
+    "CHECKPOINT",
+]
 
 
 def generate(root: Path, args: argparse.Namespace) -> dict:
@@ -144,8 +158,12 @@ def generate(root: Path, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     con = ledger.connect(workspace.ledger_path)
     try:
-        for statement in generation_sql(args.products, args.storages, args.years,
-                                        operations):
+        statements = [
+            *catalogue_sql(args.products, args.storages),
+            *draft_sql(args.products, args.storages, args.years, operations),
+            *LEDGER_SQL,
+        ]
+        for statement in statements:
             con.execute(statement)
         counts = con.execute(
             "SELECT (SELECT count(*) FROM movement_entries), "
@@ -290,6 +308,14 @@ def main() -> None:
     if args.storages < 2:
         parser.error("--storages must be 2 or more, for relocations")
 
+    results = run_benchmark(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ledger_scale.json").write_text(json.dumps(results, indent=2, default=str))
+    print(render(results))
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    """Generate the ledger and time every step, each in a worker process."""
     temporary = args.workspace is None
     root = args.workspace or Path(tempfile.mkdtemp(prefix="ledger-scale-")) / "ws"
     try:
@@ -304,10 +330,7 @@ def main() -> None:
     finally:
         if temporary:
             shutil.rmtree(root.parent, ignore_errors=True)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ledger_scale.json").write_text(json.dumps(results, indent=2, default=str))
-    print(render(results))
+    return results
 
 
 if __name__ == "__main__":

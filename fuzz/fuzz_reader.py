@@ -90,13 +90,16 @@ def write_seed_corpus(folder: Path) -> None:
 
 
 def main() -> None:
-    """Run libFuzzer; seed the corpus folder given (or a temporary one) when it is empty."""
+    """Run libFuzzer; seed the corpus folder given (or a temporary one) when it is empty.
+
+    Given files instead of a folder, libFuzzer runs each of them once.
+    """
     arguments = list(sys.argv)
     folders = [Path(a) for a in arguments[1:] if not a.startswith("-")]
     if not folders:
         folders = [Path(tempfile.mkdtemp(prefix="fuzz-corpus-"))]
         arguments.append(str(folders[0]))
-    if not folders[0].is_dir() or not any(folders[0].iterdir()):
+    if not folders[0].is_file() and (not folders[0].is_dir() or not any(folders[0].iterdir())):
         write_seed_corpus(folders[0])
     atheris.Setup(arguments, test_one_input)
     atheris.Fuzz()

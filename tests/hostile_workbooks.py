@@ -281,6 +281,14 @@ def filtered_line(path: Path) -> Path:
     return with_worksheet(path, change)
 
 
+def hidden_quantity_column(path: Path) -> Path:
+    """The Quantity column, B, hidden."""
+    def change(worksheet) -> None:
+        worksheet.column_dimensions["B"].hidden = True
+
+    return with_worksheet(path, change)
+
+
 def hidden_sheet(path: Path) -> Path:
     """A visible arrival plus a hidden sheet holding a second arrival."""
     workbook = openpyxl.Workbook()

@@ -152,7 +152,7 @@ def start_reader(path: Path) -> subprocess.Popen:
 
 def test_snapshot_reader_never_stalls_ingestion(stocked, tmp_path):
     settle_now(stocked)
-    drop(stocked, arrival(tmp_path / "first.xlsx", 1), user="anna")
+    drop(stocked, arrival(tmp_path / "first.xlsx", 100), user="anna")
     assert [f.result.status for f in run_pass(stocked).filed] == ["applied"]
     snapshot = stocked.root / SNAPSHOT_NAME
     reader = start_reader(snapshot)

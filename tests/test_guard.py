@@ -158,7 +158,7 @@ def test_stray_far_cell_states_cell(tmp_path):
     finding = inspect_package(path).findings[0]
     assert (finding.code, finding.sheet, finding.cell) == ("sheet_too_large", "Arrival",
                                                            "Z1048576")
-    assert "2,000,000" in finding.message
+    assert f"{guard.MAX_USED_CELLS:,}" in finding.message
 
 
 def test_row_limit_states_limit(tmp_path):

@@ -46,6 +46,7 @@ SUSPICIOUS_SHEETS = [
     ("merged_lines", "merged_cells", "Arrival", "A6"),
     ("hidden_line", "hidden_row", "Arrival", "A7"),
     ("filtered_line", "filtered_row", "Arrival", "A7"),
+    ("hidden_quantity_column", "hidden_column", "Arrival", "B5"),
     ("hidden_sheet", "hidden_sheet", "More", "A1"),
     ("duplicate_header", "duplicate_header", "Arrival", "C5"),
 ]
@@ -121,8 +122,8 @@ def test_truncated_file_rejected_as_incomplete(stocked, tmp_path):
 def test_million_rows_rejected_with_limit(stocked, heavy_files):
     filed, seconds = submit_timed(stocked, heavy_files["million_rows"])
 
-    assert_rejected_whole(stocked, filed, "too_many_rows", "Arrival", "A25002")
-    assert "25,000" in filed.result.problems[0].message
+    assert_rejected_whole(stocked, filed, "too_many_rows", "Arrival", "A10002")
+    assert "10,000" in filed.result.problems[0].message
     assert seconds < TIME_LIMIT
 
 
