@@ -39,6 +39,7 @@ def _fail(error: BatchstockError) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batchstock")
 @click.option("--verbose", "-v", is_flag=True, help="Log every step, with timings.")
 @click.option(
     "--workspace", "-w", "workspace_dir", type=click.Path(file_okay=False), default=None,
@@ -206,13 +207,17 @@ def catalog_import(workspace_dir: str | None, file: str, user: str | None) -> No
 
     Products are updated by SKU and storages by name; every change is logged.
     """
-    from batchstock.workbook import read_workbook
+    from batchstock.workbook import WorkbookReadError, read_workbook
     from batchstock.sheets import is_catalogue
 
     try:
         workspace = open_workspace(workspace_dir)
         path = Path(file)
-        grids = read_workbook(path)
+        try:
+            grids = read_workbook(path)
+        except WorkbookReadError as error:
+            _print_problems(error.to_problems(path.name), False)
+            sys.exit(EXIT_PROBLEMS)
         if not is_catalogue(grids):
             click.echo(f"Error: {path.name} has no Products and Storages sheets", err=True)
             sys.exit(EXIT_PROBLEMS)

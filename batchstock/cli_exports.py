@@ -171,12 +171,17 @@ def log_command(workspace_dir: str | None, kind: str | None, user: str | None,
         con = connect_when_free(workspace)
         try:
             entries = list_entries(con, EntryFilter(kind=kind, user=user, limit=limit))
+            kinds = [row[0] for row in con.execute(
+                "SELECT DISTINCT kind FROM data_log ORDER BY kind").fetchall()]
         finally:
             con.close()
     except BatchstockError as error:
         _fail(error)
     if not entries:
         click.echo("The data log has no matching entries.")
+        if kind is not None and kind not in kinds:
+            click.echo(f"No entry has kind {kind!r}; kinds in the data log: "
+                       f"{', '.join(kinds) or 'none yet'}", err=True)
         return
     click.echo(f"{'id':>5}  {'kind':14} {'requested by':14} {'requested at':16} "
                f"{'rows':>8} {'downloads':>9}  path / delivery")

@@ -9,6 +9,7 @@ from importlib import resources
 
 from batchstock import ledger
 from batchstock.config import init_workspace
+from batchstock.snapshot import snapshot_path
 from batchstock.watcher import run_pass
 
 
@@ -53,5 +54,8 @@ def run_demo(workspace_dir: str | None) -> list[str]:
     lines.append("")
     lines.append(f"Results:  {workspace.outbox}/")
     lines.append(f"Ledger:   {workspace.ledger_path}")
-    lines.append(f"Try:      duckdb {workspace.ledger_path} \"SELECT * FROM stock_balance\"")
+    lines.append(f"Accountants' read-only copy: {snapshot_path(workspace)}")
+    lines.append(
+        f"Try:      duckdb -readonly {snapshot_path(workspace)} \"SELECT * FROM stock_balance\""
+    )
     return lines

@@ -179,9 +179,15 @@ def _check_file_kind(path: Path) -> None:
     kind = describe_content(head)
     raise Rejected(Finding(
         "not_a_workbook",
-        f"the file is {kind}, not an Excel workbook, although its name ends in "
-        f"{path.suffix or '(no extension)'}; {SAVE_AS_XLSX}",
+        f"the file is {kind}, not an Excel workbook{_despite_name(path)}; {SAVE_AS_XLSX}",
     ))
+
+
+def _despite_name(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm", ".xltx", ".xls"):
+        return f", although its name ends in {path.suffix}"
+    return ""
 
 
 def _inspect_compound_file(path: Path) -> Finding:

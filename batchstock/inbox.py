@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -309,6 +310,8 @@ def file_outcome(workspace: Workspace, con, record: ClaimRecord, claimed_path: P
 def _choose_places(workspace: Workspace, record: ClaimRecord, result: BatchResult) -> None:
     """Pick free names for the result and the original, and record them with the state."""
     stem = os.path.splitext(record.name)[0]
+    # A result workbook dropped back for an edit gets x.result-2.xlsx, not x.result.result.xlsx.
+    stem = re.sub(r"\.result(-\d+)?$", "", stem)
     result_path = unique_path(workspace.user_outbox(record.submitter), f"{stem}.result.xlsx")
     filed = result.status in ("applied", "no change")
     folder = workspace.archive if filed else workspace.rejected

@@ -138,6 +138,14 @@ def start_record(workspace: Workspace, con, claim: str, sha256: str,
     return record
 
 
+def remove_stale_temporaries(workspace: Workspace) -> None:
+    """Delete record files half-written by a crashed run; call it holding the workspace lock."""
+    folder = journal_folder(workspace)
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
 def pending_claims(workspace: Workspace) -> list[str]:
     """Names of claimed files an earlier run did not finish, oldest claim first.
 

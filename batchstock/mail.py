@@ -126,7 +126,7 @@ def build_export_message(workspace: Workspace, export: ExportFile, to_address: s
     message = EmailMessage()
     message["Subject"] = " ".join(subject.split())
     message["From"] = sender
-    message["To"] = to_address or f"{request.requested_by} (no address configured)"
+    message["To"] = to_address or "undisclosed-recipients:;"
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid("export", domain=sender.rpartition("@")[2] or "localhost")
     message.set_content(environment.get_template("export.txt").render(context))

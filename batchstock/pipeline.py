@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +35,8 @@ from batchstock.values import display_text
 from batchstock.workbook import SheetGrid, WorkbookReadError, read_workbook
 
 log = logging.getLogger(__name__)
+
+_CELL_NAME = re.compile(r"([A-Z]{1,3})([0-9]+)")
 
 
 @dataclass
@@ -78,7 +81,27 @@ def process_batch(
 
     `now` is the processing time in the ledger's zone; it is the default business date.
     With `apply` False the ledger is left as it was (this is `batchstock check`).
+    Problems come back in workbook order: by sheet, then row, then column.
     """
+    outcome = _process_batch(con, batch, now, allow_negative_stock, apply)
+    order = {grid.name: index for index, grid in enumerate(outcome.sheets)}
+    outcome.result.problems.sort(key=lambda problem: _reading_order(problem, order))
+    return outcome
+
+
+def _reading_order(problem: Problem, sheet_order: dict[str, int]) -> tuple[int, int, int]:
+    if problem.sheet is None:
+        return (-1, 0, 0)
+    match = _CELL_NAME.fullmatch(problem.cell or "")
+    if match is None:
+        return (sheet_order.get(problem.sheet, len(sheet_order)), 0, 0)
+    column = 0
+    for letter in match[1]:
+        column = column * 26 + ord(letter) - 64
+    return (sheet_order.get(problem.sheet, len(sheet_order)), int(match[2]), column)
+
+
+def _process_batch(con, batch, now, allow_negative_stock, apply) -> BatchOutcome:
     sha = batch.sha256 or file_sha256(batch.path)
     result = BatchResult(batch.display_name, batch.submitter, "rejected", None, now)
     try:
@@ -294,7 +317,9 @@ def _check_stock_without_applying(con, batch, sha, operations, plan, catalogue, 
     if result.problems:
         result.status = "rejected"
     else:
-        result.operations = summarise(operations, [f"(new) {i}" for i in ids], catalogue)
+        # The ids were rolled back, so the result numbers the operations instead.
+        placeholders = [f"new #{number}" for number in range(1, len(ids) + 1)]
+        result.operations = summarise(operations, placeholders, catalogue)
         result.operations += edits.summarise_plan(plan, catalogue)
         result.changes = changes
 

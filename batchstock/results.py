@@ -77,6 +77,10 @@ _REJECTED_ADVICE = (
     "Nothing from this file was recorded in the ledger. Correct the cells highlighted in "
     "the sheet copies of this workbook in your own file, then put the file in the inbox again."
 )
+_FILE_REJECTED_ADVICE = (
+    "Nothing from this file was recorded in the ledger. Fix what the Problems sheet lists, "
+    "then put the file in the inbox again."
+)
 _STATUS_TEXT = {
     "applied": "The operations below were recorded in the ledger.",
     "checked": "The file was only checked, so nothing was recorded in the ledger.",
@@ -291,7 +295,9 @@ def write_result_workbook(path: Path, result: BatchResult, sheets: list[SheetGri
 def _write_workbook(handle: IO[bytes], result: BatchResult, sheets: list[SheetGrid]) -> None:
     workbook = xlsxwriter.Workbook(handle, _WORKBOOK_OPTIONS)
     formats = _Formats(workbook)
-    with_copies = bool(result.problems or result.notes)
+    # A note without a cell needs no sheet copy. Copying the sheets of an applied edit would
+    # put a stale copy of the form beside its ready-to-edit successor.
+    with_copies = bool(result.problems) or any(note.cell for note in result.notes)
     sheet_names = assign_sheet_names([grid.name for grid in sheets]) if with_copies else {}
 
     form_names = _form_sheet_names(result, sheet_names)
@@ -394,11 +400,13 @@ def _write_summary(writer: _SheetWriter, result: BatchResult, sheet_names: dict[
 
 
 def _status_text(result: BatchResult) -> str:
+    if result.status == "rejected" and not any(p.cell for p in result.problems):
+        return _FILE_REJECTED_ADVICE
     if result.status == "rejected":
         return _REJECTED_ADVICE
     if result.status == "duplicate":
         return (
-            f"This file has the same content as batch {result.duplicate_of}, which was "
+            f"This file has the same content as {result.duplicate_of}, which was "
             "processed before, so nothing was recorded again."
         )
     return _STATUS_TEXT.get(result.status, "")

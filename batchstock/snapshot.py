@@ -38,6 +38,9 @@ def publish_snapshot(workspace: Workspace, con: duckdb.DuckDBPyConnection) -> bo
     """
     target = snapshot_path(workspace)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # Only the holder of the workspace lock publishes, so older copies were left by a crash.
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     try:
         con.execute("CHECKPOINT")
         shutil.copyfile(workspace.ledger_path, temporary)

@@ -38,7 +38,7 @@ from batchstock.inbox import (
     process_claimed,
     scan_inbox,
 )
-from batchstock.journal import claimed_folder, pending_claims
+from batchstock.journal import claimed_folder, pending_claims, remove_stale_temporaries
 from batchstock.snapshot import SNAPSHOT_NAME, publish_snapshot, snapshot_path
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ def run_pass(
     """
     report = PassReport()
     with inbox_lock(workspace, wait=wait_for_lock, should_stop=should_stop):
+        remove_stale_temporaries(workspace)
         backlog = pending_claims(workspace)
         arrivals = []
         for arrival in scan_inbox(workspace):
@@ -170,7 +171,8 @@ def _process(workspace, con, path, arrival, report, on_file) -> None:
         result.status, result.file, result.submitter,
         (time.perf_counter() - started) * 1000,
         f": {ids}" if ids else "",
-        f": {len(result.problems)} problems" if result.problems else "",
+        f": {len(result.problems)} problem{'s' if len(result.problems) != 1 else ''}"
+        if result.problems else "",
     )
     if on_file is not None:
         on_file(filed)

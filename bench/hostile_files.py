@@ -6,6 +6,7 @@ resident memory (VmHWM, which includes the interpreter and imported libraries) i
 from /proc. Prints one Markdown table row per file.
 
     python bench/hostile_files.py            # from the repository root
+    python bench/hostile_files.py --rows 9999   # a valid table arrival of 9,999 lines
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ BUILDERS = [
     "password_protected", "truncated", "corrupt", "zip_bomb", "entity_expansion",
     "huge_dimension", "stray_far_cell", "million_rows", "megabyte_cell",
     "formula_without_value", "error_values", "merged_lines", "hidden_line", "filtered_line",
+    "hidden_quantity_column",
     "hidden_sheet", "duplicate_header",
 ]
 
@@ -56,13 +58,33 @@ def build(folder: Path, name: str) -> Path:
     return getattr(hostile_workbooks, name)(folder / f"{name}.xlsx")
 
 
+def write_table_arrival(path: Path, lines: int) -> Path:
+    """A table-layout arrival of `lines` lines of one product, 7 columns, by xlsxwriter."""
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+    sheet = workbook.add_worksheet("Arrivals")
+    sheet.write_row(0, 0, ["Date", "Document no.", "Operation", "Storage", "SKU", "Quantity",
+                           "Unit cost"])
+    for row in range(1, lines + 1):
+        day = (row // 3) % 28 + 1
+        sheet.write_row(row, 0, [f"2026-11-{day:02d} 10:00", f"R-{row // 3:06d}", "Arrival",
+                                 "Products", "SH-ARG-250", 1, 9.45])
+    workbook.close()
+    return path
+
+
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hostile-"))
     catalogue = build_catalogue(folder)
+    if "--rows" in sys.argv:
+        lines = int(sys.argv[sys.argv.index("--rows") + 1])
+        builders = [("table_arrival", write_table_arrival(folder / "table.xlsx", lines))]
+    else:
+        builders = [(name, build(folder, name)) for name in BUILDERS]
     print("| file | size | status | problem codes | seconds | peak MB |")
     print("|---|---|---|---|---|---|")
-    for name in BUILDERS:
-        path = build(folder, name)
+    for name, path in builders:
         root = folder / f"ws-{name}"
         root.mkdir()
         (root / "ledger.duckdb").write_bytes(catalogue.read_bytes())

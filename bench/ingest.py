@@ -380,6 +380,7 @@ STAGE_FUNCTIONS = (
     ("edits", "change_stock_problems", "stock check"),
     ("inbox", "file_outcome", "file outcome"),
     ("inbox", "write_result_workbook", "result workbook"),
+    ("watcher", "publish_snapshot", "snapshot"),
 )
 
 
@@ -411,6 +412,7 @@ def stage_split(seconds: dict[str, float], total: float) -> dict[str, float]:
         "filing": seconds["file outcome"] - seconds["result workbook"],
         "pass overhead": total - seconds["pipeline"] - seconds["file outcome"],
         "  of which ledger connect": seconds["connect"],
+        "  of which read-only snapshot": seconds["snapshot"],
         "total": total,
     }
     return {name: value * 1000 for name, value in split.items()}

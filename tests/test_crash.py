@@ -136,9 +136,14 @@ def originals_on_disk(workspace) -> list[str]:
 
 def finish_backlog(workspace, log: Path, timeout: float = 600) -> None:
     """Run one watcher until the inbox and the claims are empty, then stop it cleanly."""
+    started = log.read_text(errors="replace").count("INFO watching")
     process = start_watch(workspace.root, log)
     deadline = time.monotonic() + timeout
     try:
+        # SIGTERM stops the watcher cleanly only once it has installed its handler.
+        while log.read_text(errors="replace").count("INFO watching") == started:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
         while time.monotonic() < deadline:
             pending = list(workspace.inbox.rglob("*.xlsx")) + list(
                 (workspace.state / "claimed").glob("*")) + list(

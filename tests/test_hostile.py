@@ -219,3 +219,14 @@ def test_hostile_files_memory_bound(stocked, heavy_files, tmp_path):
 
     assert measured["peak_mb"] < MEMORY_LIMIT_MB, measured
     assert all(seconds < TIME_LIMIT for seconds, _ in measured["seconds"].values()), measured
+
+
+def test_catalog_import_rejects_hostile_file(stocked, tmp_path):
+    path = hostile.macro_workbook(tmp_path / "catalogue.xlsx")
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "batchstock.cli", "catalog", "import", str(path),
+         "--workspace", str(stocked.root)], capture_output=True, text=True, timeout=120)
+
+    assert completed.returncode == 1
+    assert "macros" in completed.stderr

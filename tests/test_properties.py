@@ -27,7 +27,7 @@ from batchstock.watcher import run_pass
 from conftest import drop
 from ingest_workbooks import query, stocked_ledger  # noqa: F401 (fixture)
 
-CI_EXAMPLES = 40
+CI_EXAMPLES = 30
 FULL_EXAMPLES = 400
 EXAMPLES = FULL_EXAMPLES if os.environ.get("BATCHSTOCK_FULL") == "1" else CI_EXAMPLES
 # Products whose sale unit is their write-off unit, so a quantity is its base quantity.
