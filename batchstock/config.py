@@ -33,7 +33,7 @@ allow_negative_stock = false
 # Owner of files dropped directly in inbox/ rather than in a user's subfolder.
 default_user = "manager"
 # Seconds a file's size must stay unchanged before the watcher reads it.
-settle_seconds = 1.0
+settle_seconds = 0.5
 # Seconds after which a file that still cannot be read is rejected as incomplete.
 incomplete_after_seconds = 60.0
 
@@ -50,7 +50,7 @@ class Settings:
     timezone: str = "UTC"
     allow_negative_stock: bool = False
     default_user: str = "manager"
-    settle_seconds: float = 1.0
+    settle_seconds: float = 0.5
     incomplete_after_seconds: float = 60.0
     refresh_stock_after_batch: bool = False
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,7 +122,7 @@ def load_settings(root: Path) -> Settings:
         timezone=str(ledger.get("timezone", "UTC")),
         allow_negative_stock=bool(ledger.get("allow_negative_stock", False)),
         default_user=str(inbox.get("default_user", "manager")),
-        settle_seconds=float(inbox.get("settle_seconds", 1.0)),
+        settle_seconds=float(inbox.get("settle_seconds", 0.5)),
         incomplete_after_seconds=float(inbox.get("incomplete_after_seconds", 60.0)),
         refresh_stock_after_batch=bool(
             data.get("reports", {}).get("refresh_stock_after_batch", False)

@@ -139,8 +139,15 @@ def run_pass(
                 _process(workspace, con, claimed, arrival, report, on_file)
                 advance()
         finally:
+            # One copy per pass: copying the whole ledger after every batch of a backlog
+            # cost more than applying the batch.
+            if any(f.result.status in CHANGED for f in report.filed):
+                publish_snapshot(workspace, con)
             con.close()
     return report
+
+
+CHANGED = ("applied",)
 
 
 def connect_ledger(workspace: Workspace) -> duckdb.DuckDBPyConnection:
@@ -163,8 +170,6 @@ def _process(workspace, con, path, arrival, report, on_file) -> None:
         return
     report.filed.append(filed)
     result = filed.result
-    if result.status == "applied":
-        publish_snapshot(workspace, con)
     ids = ", ".join(op.operation_id for op in result.operations)
     log.info(
         "%s %s (%s) in %.0f ms%s%s",
@@ -176,6 +181,9 @@ def _process(workspace, con, path, arrival, report, on_file) -> None:
     )
     if on_file is not None:
         on_file(filed)
+    # The ready-to-edit forms are in the result workbook by now; dropping them keeps a long
+    # backlog's memory flat (about 0.3 MB per 500-line operation).
+    result.forms = []
 
 
 def watch(workspace: Workspace, poll_seconds: float = 2.0,

@@ -90,8 +90,8 @@ def wait_for(path: Path, timeout: float = RESULT_TIMEOUT) -> float:
     return time.monotonic() - started
 
 
-def arrival_workbook(tmp_path: Path, name: str = "delivery.xlsx") -> Path:
-    rows = form_rows("Arrival", "Products", ["SKU", "Quantity"], [["COMB-CARB", 3]])
+def arrival_workbook(tmp_path: Path, name: str = "delivery.xlsx", quantity: int = 3) -> Path:
+    rows = form_rows("Arrival", "Products", ["SKU", "Quantity"], [["COMB-CARB", quantity]])
     return write_rows(tmp_path / name, {"Arrival": rows})
 
 
@@ -165,7 +165,9 @@ def test_watch_stops_on_sigterm(watcher):
 def test_watch_sigterm_never_leaves_half_batch(stocked, watcher, tmp_path):
     names = [f"delivery-{index}.xlsx" for index in range(6)]
     for name in names:
-        copy_into(arrival_workbook(tmp_path, name), stocked.inbox / "anna" / name)
+        # Distinct quantities, so that no file is a duplicate of another by content.
+        quantity = 3 + names.index(name)
+        copy_into(arrival_workbook(tmp_path, name, quantity), stocked.inbox / "anna" / name)
     wait_for(stocked.outbox / "anna" / "delivery-0.result.xlsx")
 
     assert watcher.stop() == 0
