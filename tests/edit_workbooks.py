@@ -19,6 +19,7 @@ from batchstock import ledger, watcher
 from batchstock.config import Workspace
 from batchstock.core import BatchResult
 from conftest import drop
+from ingest_workbooks import write_rows
 
 PRODUCTS = [
     ["SKU", "Name", "Sale unit", "Write-off unit", "Equals", "Sale price", "Cost price"],
@@ -38,18 +39,8 @@ TYPE_TITLES = {"arrival": "Arrival", "sale": "Sale", "relocation": "Relocation",
 PRICE_COLUMN = {"arrival": "Unit cost", "sale": "Price"}
 
 
-def write_sheets(path: Path, sheets: dict[str, list[list]]) -> Path:
-    """Write one worksheet per entry; None leaves a cell empty."""
-    workbook = openpyxl.Workbook()
-    workbook.remove(workbook.active)
-    for name, rows in sheets.items():
-        sheet = workbook.create_sheet(name)
-        for row, values in enumerate(rows, start=1):
-            for col, value in enumerate(values, start=1):
-                if value is not None:
-                    sheet.cell(row, col, value)
-    workbook.save(path)
-    return path
+# One worksheet per entry; None leaves a cell empty.
+write_sheets = write_rows
 
 
 def form_rows(op_type: str, fields: list[tuple[str, object]], lines: list[list],
