@@ -31,7 +31,7 @@ KEYS = frozenset({"email", "storages", "types", *FLAGS})
 
 @dataclass(frozen=True)
 class Rights:
-    """What one user may do. `storages` and `types` are None when unrestricted."""
+    """Rights of one user. `storages` and `types` are None when unrestricted."""
 
     user: str
     known: bool = True

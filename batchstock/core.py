@@ -236,7 +236,7 @@ class Change:
 
 @dataclass
 class OperationSummary:
-    """What a result workbook lists for one operation that was created or changed."""
+    """Summary row of one operation that a batch created or changed, for the result workbook."""
 
     operation_id: str
     type: OperationType
@@ -298,7 +298,7 @@ class Storage:
 
 @dataclass
 class Catalogue:
-    """Products and storages as validation sees them, with lookup indexes.
+    """Snapshot of products and storages for validation, with lookup indexes.
 
     Name lookups are case-insensitive; `by_name` maps a folded name to every product
     that carries it, so an ambiguous name can be reported instead of guessed.

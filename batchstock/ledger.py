@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 BASE_QUANTITY = pl.Decimal(38, 6)
 AMOUNT = pl.Decimal(18, 4)
 
-# Which way each operation type moves stock in its storage.
+# Movement kind of each operation type in its own storage.
 MOVEMENT_KIND = {"arrival": "arrival", "sale": "sale", "write-off": "write-off"}
 
 
@@ -167,7 +167,7 @@ def format_operation_id(number: int) -> str:
 
 @dataclass
 class Stamp:
-    """Who applies a batch, when, and from which file."""
+    """Submitter, time and file of the batch being applied."""
 
     batch_id: int
     user: str
@@ -400,7 +400,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 
 def ledger_position(con: duckdb.DuckDBPyConnection) -> int:
     """Return the number of the last change-log row: what a report or export reflects."""
-    return con.execute("SELECT coalesce(max(change_no), 0) FROM change_log_entries").fetchall()[0][0]
+    rows = con.execute("SELECT coalesce(max(change_no), 0) FROM change_log_entries").fetchall()
+    return rows[0][0]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Convert single cell values into text, exact Decimals and date-times.
 
 Each converter either returns the value or raises `CellValueError` with a stable problem
-code and a message that says what was expected and how to fix it. The caller adds the
+code and a message that states what was expected and how to fix it. The caller adds the
 file, sheet and cell. Nothing here ever turns a bad cell into a silent None.
 """
 

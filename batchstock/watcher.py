@@ -48,7 +48,7 @@ MAX_RETRY_SECONDS = 60.0
 
 @dataclass
 class PassReport:
-    """What one pass over the inbox did."""
+    """Outcome of one pass over the inbox."""
 
     filed: list[FiledBatch] = field(default_factory=list)
     waiting: list[Path] = field(default_factory=list)

@@ -1,6 +1,6 @@
 """Read the cells of an xlsx workbook into plain Python grids.
 
-This is the first stage after the inbox: it knows nothing of operations. It uses calamine
+This is the first stage after the inbox: it has no notion of operations. It uses calamine
 (through python-calamine), which reads a 500-row sheet about twenty times faster than
 openpyxl and returns typed values (str, float, int, bool, datetime, date, time), so a text
 cell "12,5" and a numeric cell 12.5 stay distinguishable. Empty cells become None.
@@ -25,7 +25,7 @@ from batchstock.sheetfacts import SheetFacts
 
 
 class WorkbookReadError(Exception):
-    """The file could not be read as an xlsx workbook; the message says why.
+    """The file could not be read as an xlsx workbook; the message gives the reason.
 
     `findings` holds the guard's findings, each with its own problem code; without them
     the file gets one `not_a_workbook` problem.
@@ -79,7 +79,7 @@ def read_workbook(path: Path) -> list[SheetGrid]:
     """Read every worksheet of `path`, in workbook order.
 
     Raises WorkbookReadError when the file is not a readable xlsx workbook or the guard
-    rejects it; its `findings` then say why.
+    rejects it; its `findings` then give the reasons.
     """
     report = inspect_package(path)
     if report.findings:
